@@ -1,1 +1,0 @@
-//! HTTP clients: to be written.

@@ -1,0 +1,216 @@
+//! The second decoding step: from a parsed JSON value to validated fields, each failure an
+//! [`AdapterError::InvalidData`] that names the field and what was expected, never the value it held.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::error::{AdapterError, AdapterResult};
+use crate::ids::{Bin, Iin};
+
+/// The JSON type of a value, for messages.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One JSON object being decoded, with the words to name it in errors (`"person"`, `"permits[2]"`).
+pub(crate) struct Doc<'a> {
+    system: &'static str,
+    what: String,
+    object: &'a Map<String, Value>,
+}
+
+impl<'a> Doc<'a> {
+    /// The value as an object, or invalid data.
+    pub(crate) fn new(
+        system: &'static str,
+        what: impl Into<String>,
+        value: &'a Value,
+    ) -> AdapterResult<Self> {
+        let what = what.into();
+        match value {
+            Value::Object(object) => Ok(Self {
+                system,
+                what,
+                object,
+            }),
+            other => Err(AdapterError::InvalidData {
+                system,
+                detail: format!("{what}: expected an object, got {}", kind(other)),
+            }),
+        }
+    }
+
+    /// An invalid-data error about this object.
+    pub(crate) fn invalid(&self, detail: impl std::fmt::Display) -> AdapterError {
+        AdapterError::InvalidData {
+            system: self.system,
+            detail: format!("{}: {detail}", self.what),
+        }
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str, got: &Value) -> AdapterError {
+        self.invalid(format_args!(
+            "field `{key}` must be {expected}, got {}",
+            kind(got)
+        ))
+    }
+
+    /// The field, which must be present (it may be null).
+    pub(crate) fn field(&self, key: &str) -> AdapterResult<&'a Value> {
+        self.object
+            .get(key)
+            .ok_or_else(|| self.invalid(format_args!("missing field `{key}`")))
+    }
+
+    /// The field if present and not null.
+    pub(crate) fn optional(&self, key: &str) -> Option<&'a Value> {
+        self.object.get(key).filter(|v| !v.is_null())
+    }
+
+    /// A string field.
+    pub(crate) fn str(&self, key: &str) -> AdapterResult<&'a str> {
+        match self.field(key)? {
+            Value::String(s) => Ok(s),
+            other => Err(self.wrong_type(key, "a string", other)),
+        }
+    }
+
+    /// A string field, owned.
+    pub(crate) fn string(&self, key: &str) -> AdapterResult<String> {
+        self.str(key).map(str::to_owned)
+    }
+
+    /// A boolean field.
+    pub(crate) fn bool(&self, key: &str) -> AdapterResult<bool> {
+        match self.field(key)? {
+            Value::Bool(b) => Ok(*b),
+            other => Err(self.wrong_type(key, "a boolean", other)),
+        }
+    }
+
+    /// An RFC 3339 time field.
+    pub(crate) fn time(&self, key: &str) -> AdapterResult<DateTime<Utc>> {
+        let raw = self.str(key)?;
+        DateTime::parse_from_rfc3339(raw)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| self.invalid(format_args!("field `{key}` is not an RFC 3339 time")))
+    }
+
+    /// An array field.
+    pub(crate) fn array(&self, key: &str) -> AdapterResult<&'a [Value]> {
+        match self.field(key)? {
+            Value::Array(items) => Ok(items),
+            other => Err(self.wrong_type(key, "an array", other)),
+        }
+    }
+
+    /// A string field that must be one of `allowed`; returns its index in `allowed`.
+    pub(crate) fn one_of(&self, key: &str, allowed: &[&str]) -> AdapterResult<usize> {
+        let raw = self.str(key)?;
+        allowed.iter().position(|a| *a == raw).ok_or_else(|| {
+            self.invalid(format_args!(
+                "field `{key}` must be one of {}",
+                allowed.join(", ")
+            ))
+        })
+    }
+
+    /// A BIN field: a string with a valid control digit.
+    pub(crate) fn bin(&self, key: &str) -> AdapterResult<Bin> {
+        Bin::parse(self.str(key)?)
+            .map_err(|e| self.invalid(format_args!("field `{key}` is not a valid BIN: {e}")))
+    }
+
+    /// An IIN field: a string with a valid control digit.
+    pub(crate) fn iin(&self, key: &str) -> AdapterResult<Iin> {
+        Iin::parse(self.str(key)?)
+            .map_err(|e| self.invalid(format_args!("field `{key}` is not a valid IIN: {e}")))
+    }
+
+    /// An IIN field that may be null or absent.
+    pub(crate) fn optional_iin(&self, key: &str) -> AdapterResult<Option<Iin>> {
+        match self.optional(key) {
+            None => Ok(None),
+            Some(_) => self.iin(key).map(Some),
+        }
+    }
+
+    /// A BIN field that must be the one asked for: a registry answering about another organisation is
+    /// wrong data.
+    pub(crate) fn expect_bin(&self, key: &str, asked: &Bin) -> AdapterResult<Bin> {
+        let bin = self.bin(key)?;
+        if &bin != asked {
+            return Err(self.invalid(format_args!(
+                "field `{key}` names another organisation than the one asked for"
+            )));
+        }
+        Ok(bin)
+    }
+
+    /// An IIN field that must be the one asked for.
+    pub(crate) fn expect_iin(&self, key: &str, asked: &Iin) -> AdapterResult<Iin> {
+        let iin = self.iin(key)?;
+        if &iin != asked {
+            return Err(self.invalid(format_args!(
+                "field `{key}` names another person than the one asked for"
+            )));
+        }
+        Ok(iin)
+    }
+
+    /// An IIN field that, when present, must be the one asked for. Used where the wire API echoes the IIN
+    /// but the result does not carry it.
+    pub(crate) fn check_echoed_iin(&self, key: &str, asked: &Iin) -> AdapterResult<()> {
+        if self.object.contains_key(key) {
+            self.expect_iin(key, asked)?;
+        }
+        Ok(())
+    }
+
+    /// A string field that must equal `asked`.
+    pub(crate) fn expect_str(&self, key: &str, asked: &str) -> AdapterResult<String> {
+        let got = self.str(key)?;
+        if got != asked {
+            return Err(self.invalid(format_args!("field `{key}` differs from the one asked for")));
+        }
+        Ok(got.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn messages_name_the_field_but_not_the_value() {
+        let value = json!({"iin": "790415307771", "deceased": "790415307770"});
+        let doc = Doc::new("civil_registry", "record", &value).unwrap();
+        let err = doc.iin("iin").unwrap_err().to_string();
+        assert!(
+            err.contains("`iin`") && err.contains("control digit"),
+            "{err}"
+        );
+        assert!(!err.contains("79041530777"), "{err}");
+        let err = doc.bool("deceased").unwrap_err().to_string();
+        assert!(err.contains("must be a boolean, got a string"), "{err}");
+        assert!(!err.contains("79041530777"), "{err}");
+        let err = doc.bool("declared_dead").unwrap_err().to_string();
+        assert!(err.contains("missing field `declared_dead`"), "{err}");
+    }
+
+    #[test]
+    fn an_optional_iin_may_be_null_or_absent() {
+        let value = json!({"a": null});
+        let doc = Doc::new("legal_entities", "organization", &value).unwrap();
+        assert_eq!(doc.optional_iin("a").unwrap(), None);
+        assert_eq!(doc.optional_iin("b").unwrap(), None);
+    }
+}

@@ -1,1 +1,358 @@
-fn main() {}
+//! The `sdu` command line (CONTRACT §3).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use sdu::clock::{Clock, ManualClock, SystemClock};
+use sdu::config::Config;
+use sdu::engine::{Engine, Systems};
+use sdu::store::Store;
+
+/// Orchestrator of the proactive re-issue of trusted-software-register permits after a rename.
+#[derive(Debug, Parser)]
+#[command(name = "sdu", version, about)]
+struct Cli {
+    /// TOML configuration file (every key has a default).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Case store URL: sqlite://FILE (default sqlite://sdu.db) or postgres://…
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    /// Testers only: act as if the clock reads this instant (RFC 3339).
+    #[arg(long, global = true, value_name = "RFC3339")]
+    now: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// One pass now: ingest new renames, read replies, drive every case as far as it goes; print a summary.
+    Run {
+        /// Serve the external systems from the bundled mock registries for this run: a scenario file, or
+        /// `synthetic:N`.
+        #[arg(long, value_name = "FIXTURE")]
+        mock: Option<String>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stay up: nightly ingest on the cron schedule, a tick for due work and replies, the operator API.
+    Daemon {
+        /// Serve the external systems from the bundled mock registries (as for `run`).
+        #[arg(long, value_name = "FIXTURE")]
+        mock: Option<String>,
+    },
+    /// Read-only trace for one organisation: each finding and decision, and the SMS it would send.
+    DryRun {
+        /// The organisation's BIN.
+        #[arg(long)]
+        bin: String,
+        /// Print the trace as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Serve the external systems from the bundled mock registries (as for `run`).
+        #[arg(long, value_name = "FIXTURE")]
+        mock: Option<String>,
+    },
+    /// Scenario files.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Integrity of the stored history.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Run scenario files, or every *.yaml under a folder.
+    Run {
+        /// Files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// One JSON object per scenario, then the totals.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every case's hash chain; report the first broken link.
+    Verify,
+}
+
+/// An error of the user's input: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sdu: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sdu: {}", one_line(&e));
+            let bad_input = e.chain().any(|c| c.downcast_ref::<BadInput>().is_some());
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string().replace('\n', " ");
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SDU_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,tokio_cron_scheduler=warn,sqlx=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())
+        .map_err(|e| BadInput(format!("configuration: {e:#}")))?;
+    if let Some(url) = &cli.database {
+        config.database_url = url.clone();
+    }
+    Ok(config)
+}
+
+fn clock(cli: &Cli) -> Result<Arc<dyn Clock>> {
+    Ok(match &cli.now {
+        None => Arc::new(SystemClock),
+        Some(text) => {
+            let at = DateTime::parse_from_rfc3339(text)
+                .map_err(|e| BadInput(format!("--now `{text}` is not an RFC 3339 instant: {e}")))?;
+            Arc::new(ManualClock::new(at.with_timezone(&Utc)))
+        }
+    })
+}
+
+/// Starts the bundled mock registries in-process when asked, and points every system at it.
+async fn start_mock(
+    spec: Option<&str>,
+    config: &mut Config,
+    now: DateTime<Utc>,
+) -> Result<Option<mock_registries::Mock>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let mock = match spec.strip_prefix("synthetic:") {
+        Some(n) => {
+            let n: u64 = n
+                .parse()
+                .map_err(|_| BadInput(format!("--mock synthetic:N needs a number, got `{n}`")))?;
+            mock_registries::Mock::synthetic(n, 1)
+        }
+        None => {
+            let scenario = mock_registries::Scenario::load(std::path::Path::new(spec))
+                .map_err(|e| BadInput(e.to_string()))?;
+            mock_registries::Mock::from_registries(&scenario.registries, 1)
+        }
+    };
+    mock.set_now(now);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = mock.spawn(listener).await?;
+    config.base_url = format!("http://{addr}");
+    Ok(Some(mock))
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let mut config = load_config(&cli)?;
+    let clock = clock(&cli)?;
+    match &cli.command {
+        Command::Migrate => {
+            Store::open(&config.database_url).await?;
+            println!("migrations applied to {}", redact(&config.database_url));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { mock, json } => {
+            let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
+            let store = Store::open(&config.database_url).await?;
+            let systems = Systems::http(&config, |_| {})?;
+            let mut engine = Engine::new(store, systems, clock, config)?;
+            if std::io::stderr().is_terminal() {
+                engine.on_step = Some(Arc::new(|n| {
+                    if n % 1000 == 0 {
+                        eprint!("\r{n} case steps recorded…");
+                    }
+                }));
+            }
+            let report = engine.pass(true).await?;
+            let summary = engine.summary().await?;
+            if *json {
+                println!("{}", serde_json::json!({"pass": report, "cases": summary}));
+            } else {
+                if std::io::stderr().is_terminal() {
+                    eprint!("\r");
+                }
+                print_pass(&report, &summary);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Daemon { mock } => {
+            let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
+            let store = Store::open(&config.database_url).await?;
+            let systems = Systems::http(&config, |_| {})?;
+            let engine = Arc::new(Engine::new(store, systems, clock, config)?);
+            sdu::daemon::run(engine).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::DryRun { bin, json, mock } => {
+            let bin = adapters::Bin::parse(bin)
+                .map_err(|e| BadInput(format!("--bin `{bin}` is not a valid BIN: {e}")))?;
+            let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
+            let systems = Systems::http(&config, |_| {})?;
+            let trace = sdu::dry_run::trace(&systems, &config, &bin, clock.now()).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&trace)?);
+            } else {
+                print!("{}", trace.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scenario {
+            command: ScenarioCommand::Run { paths, json },
+        } => {
+            let files =
+                sdu::scenario::collect_files(paths).map_err(|e| BadInput(format!("{e:#}")))?;
+            let db = match sdu::store::Backend::of(&config.database_url)? {
+                sdu::store::Backend::Sqlite => sdu::scenario::FreshDatabase::SqliteMemory,
+                sdu::store::Backend::Postgres => {
+                    sdu::scenario::FreshDatabase::Postgres(config.database_url.clone())
+                }
+            };
+            let (mut passed, mut failed) = (0, 0);
+            for file in files {
+                let result = sdu::scenario::run_file(&file, &config, &db).await;
+                let result = match result {
+                    Ok(r) => r,
+                    Err(e) => sdu::scenario::ScenarioResult {
+                        file: file.display().to_string(),
+                        name: file.display().to_string(),
+                        passed: false,
+                        mismatches: vec![format!("error: {}", one_line(&e))],
+                        outcomes: Default::default(),
+                    },
+                };
+                if result.passed {
+                    passed += 1;
+                } else {
+                    failed += 1;
+                }
+                if *json {
+                    println!("{}", serde_json::to_string(&result)?);
+                } else if result.passed {
+                    println!("PASS {}", result.name);
+                } else {
+                    println!("FAIL {}: {}", result.name, result.mismatches.join("; "));
+                }
+            }
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::json!({"passed": passed, "failed": failed})
+                );
+            }
+            println!("{passed} passed, {failed} failed");
+            Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let store = Store::open(&config.database_url).await?;
+            match sdu::audit::verify(&store).await? {
+                None => {
+                    println!("audit: every case's history is intact");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(broken) => {
+                    println!(
+                        "audit: broken link at event {} of case {}: {}",
+                        broken.event_id, broken.case_id, broken.problem
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+fn print_pass(report: &sdu::engine::PassReport, summary: &std::collections::BTreeMap<String, i64>) {
+    if let Some(i) = &report.ingest {
+        println!(
+            "ingest: {} new case(s), {} already known, {} superseded",
+            i.opened, i.duplicates, i.superseded
+        );
+    }
+    if let Some(e) = &report.ingest_error {
+        println!("ingest: failed, retried next time: {e}");
+    }
+    if let Some(e) = &report.replies_error {
+        println!("replies: could not be read, retried next time: {e}");
+    }
+    println!(
+        "replies stored: {}; case steps recorded: {}",
+        report.replies_stored, report.steps
+    );
+    println!("cases:");
+    for (key, count) in summary {
+        println!("  {key:<32} {count}");
+    }
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,86 @@
+//! `sdu daemon`: the nightly ingest on its cron schedule (tokio-cron-scheduler, in the configured zone), a
+//! tick for due work and replies, and the operator API, until SIGINT or SIGTERM.
+//!
+//! Shutdown: the signal cancels a token; the tick loop finishes the step in hand (each step is one
+//! transaction, so none is left half-done), stops claiming work, and the process exits.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::Notify;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::engine::Engine;
+
+/// Runs until a shutdown signal.
+pub async fn run(engine: Arc<Engine>) -> Result<()> {
+    let shutdown = CancellationToken::new();
+    let nightly = Arc::new(Notify::new());
+
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("starting the scheduler")?;
+    let tz = engine.config.tz()?;
+    let notify = nightly.clone();
+    let job = Job::new_async_tz(engine.config.ingest_cron.as_str(), tz, move |_id, _lock| {
+        let notify = notify.clone();
+        Box::pin(async move { notify.notify_one() })
+    })
+    .context("ingest_cron")?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+
+    let api = crate::api::serve(engine.clone(), shutdown.clone()).await?;
+    println!(
+        "sdu daemon: operator API on http://{api}; nightly ingest `{}` ({}), tick every {}",
+        engine.config.ingest_cron,
+        engine.config.timezone,
+        humantime::format_duration(engine.config.tick)
+    );
+
+    let signals = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        info!("shutdown requested");
+        signals.cancel();
+    });
+
+    let mut tick = tokio::time::interval(engine.config.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    engine.stop_on(shutdown.clone());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+            _ = nightly.notified() => {}
+        }
+        // Catch-up is the same check: a slot that passed while the daemon was down is due at once.
+        if let Err(e) = engine.nightly_if_due().await {
+            warn!("nightly ingest failed, retried at the next tick: {e:#}");
+        }
+        if let Err(e) = engine.pass(false).await {
+            warn!("tick failed: {e:#}");
+        }
+    }
+    scheduler.shutdown().await.ok();
+    println!("sdu daemon: stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

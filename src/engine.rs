@@ -1,0 +1,900 @@
+//! The runner: claims due cases, performs what the decision core asks through the adapters, and records
+//! each step in one guarded transaction. Transient errors re-schedule the case with a back-off and never end
+//! it; permanent ones end it as `failed`.
+//!
+//! Crash safety: every outward write carries an idempotency key derived from the case and step
+//! (`{case_key}:{step}`), and the step is recorded only after the write returned. A process killed in
+//! between repeats the write on restart with the same key, which the external system answers with its
+//! first result: nothing is done twice, nothing is lost.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use adapters::http::{
+    HttpCivilRegistry, HttpConsentService, HttpELicense, HttpIndividuals, HttpLegalEntities,
+    HttpMobileBase, HttpSdu, HttpSettings, HttpSmsGateway,
+};
+use adapters::{
+    AdapterError, Bin, CivilRegistry, ConsentService, ELicense, IdempotencyKey, Iin, Individuals,
+    LegalEntities, MobileBase, Msisdn, Sdu, SduRecord, SmsGateway,
+};
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use crate::case::{
+    self, Assessment, Choice, Ending, Facts, Need, OfferState, OfferStep, Outcome, Reason, Stage,
+    Timing, Window,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::store::{
+    CaseChange, CaseRow, IngestReport, NewCase, NewEvent, NewReply, OutboxEntry, ReplyStatus,
+    Store, from_ms, ms,
+};
+
+/// Meta key of the rename feed cursor.
+pub const RENAMES_CURSOR: &str = "renames_cursor";
+/// Meta key of the reply feed cursor.
+pub const REPLIES_CURSOR: &str = "replies_cursor";
+/// Meta key of the last nightly ingest slot done (RFC 3339).
+pub const LAST_INGEST_SLOT: &str = "last_ingest_slot";
+/// What the consent is for, as sent to the consent service.
+pub const CONSENT_PURPOSE: &str = "reissue_of_trusted_software_register_permit";
+
+/// One client per external system.
+#[derive(Clone)]
+pub struct Systems {
+    /// Legal-entity registry.
+    pub legal_entities: Arc<dyn LegalEntities>,
+    /// e-license.
+    pub e_license: Arc<dyn ELicense>,
+    /// Individuals registry.
+    pub individuals: Arc<dyn Individuals>,
+    /// Civil registry.
+    pub civil_registry: Arc<dyn CivilRegistry>,
+    /// Mobile citizens base.
+    pub mobile_base: Arc<dyn MobileBase>,
+    /// SMS gateway.
+    pub sms: Arc<dyn SmsGateway>,
+    /// Consent service.
+    pub consent: Arc<dyn ConsentService>,
+    /// SDU.
+    pub sdu: Arc<dyn Sdu>,
+}
+
+impl Systems {
+    /// HTTP clients built from the configuration; `tweak` may adjust every system's settings.
+    pub fn http(config: &Config, tweak: impl Fn(&mut HttpSettings)) -> Result<Self> {
+        let s = |name: &str| {
+            let mut settings = config.http_settings(name);
+            tweak(&mut settings);
+            settings
+        };
+        Ok(Self {
+            legal_entities: Arc::new(HttpLegalEntities::new(s("legal_entities"))?),
+            e_license: Arc::new(HttpELicense::new(s("e_license"))?),
+            individuals: Arc::new(HttpIndividuals::new(s("individuals"))?),
+            civil_registry: Arc::new(HttpCivilRegistry::new(s("civil_registry"))?),
+            mobile_base: Arc::new(HttpMobileBase::new(s("mobile_base"))?),
+            sms: Arc::new(HttpSmsGateway::new(s("sms"))?),
+            consent: Arc::new(HttpConsentService::new(s("consent"))?),
+            sdu: Arc::new(HttpSdu::new(s("sdu"))?),
+        })
+    }
+}
+
+/// One finding of the checks, for dry-run traces and the case history.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Finding {
+    /// Which registry.
+    pub system: &'static str,
+    /// What it said, identifiers masked.
+    pub finding: serde_json::Value,
+}
+
+/// Runs the checks of seed items 6–12 through the decision core, asking each registry only when the core
+/// needs it. Shared by the runner and dry-run.
+pub async fn gather(
+    systems: &Systems,
+    bin: &Bin,
+    new_name: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Assessment, AdapterError> {
+    let mut facts = Facts::default();
+    loop {
+        let head = || -> Option<Iin> {
+            facts
+                .organization
+                .as_ref()
+                .and_then(|o| o.as_ref())
+                .and_then(|o| o.first_head.clone())
+        };
+        match case::assess(bin, new_name, &facts) {
+            Assessment::Need(Need::Organization) => {
+                let org = systems.legal_entities.organization(bin).await?;
+                findings.push(Finding {
+                    system: "legal_entities",
+                    finding: match &org {
+                        None => json!({"found": false}),
+                        Some(o) => json!({"found": true, "name": o.name, "status": o.status,
+                            "first_head": o.first_head.as_ref().map(Iin::masked)}),
+                    },
+                });
+                facts.organization = Some(org);
+            }
+            Assessment::Need(Need::Permits) => {
+                let permits = systems.e_license.permits(bin, case::SERVICE).await?;
+                findings.push(Finding {
+                    system: "e_license",
+                    finding: json!(
+                        permits
+                            .iter()
+                            .map(|p| json!({"permit_id": p.permit_id, "service": p.service,
+                        "holder_name": p.holder_name, "status": p.status}))
+                            .collect::<Vec<_>>()
+                    ),
+                });
+                facts.permits = Some(permits);
+            }
+            Assessment::Need(Need::Civil) => {
+                let head =
+                    head().expect("the core asks for the civil record only once a head is known");
+                let record = systems.civil_registry.record(&head).await?;
+                findings.push(Finding {
+                    system: "civil_registry",
+                    finding: match &record {
+                        None => json!({"record": false}),
+                        Some(r) => json!({"deceased": r.deceased, "declared_dead": r.declared_dead, "declared_missing": r.declared_missing}),
+                    },
+                });
+                facts.civil = Some(record);
+            }
+            Assessment::Need(Need::Person) => {
+                let head = head().expect("the core asks for the person only once a head is known");
+                let person = systems.individuals.person(&head).await?;
+                findings.push(Finding {
+                    system: "individuals",
+                    finding: match &person {
+                        None => json!({"found": false}),
+                        Some(p) => json!({"residence_abroad": p.residence_abroad, "incapacitated": p.incapacitated, "imprisoned": p.imprisoned}),
+                    },
+                });
+                facts.person = Some(person);
+            }
+            Assessment::Need(Need::Phone) => {
+                let head = head().expect("the core asks for the number only once a head is known");
+                let phone = systems.mobile_base.number(&head).await?;
+                findings.push(Finding {
+                    system: "mobile_base",
+                    finding: json!({"registered": phone.is_some(), "number": phone.as_deref().map(crate::privacy::mask)}),
+                });
+                facts.phone = Some(phone);
+            }
+            done => return Ok(done),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PassReport {
+    /// Ingest, when one ran and succeeded.
+    pub ingest: Option<IngestReport>,
+    /// Why the ingest failed, if it did (it is retried at the next tick).
+    pub ingest_error: Option<String>,
+    /// Replies newly stored.
+    pub replies_stored: u64,
+    /// Why reading replies failed, if it did.
+    pub replies_error: Option<String>,
+    /// Case steps recorded.
+    pub steps: u64,
+}
+
+/// The orchestrator: store, systems, clock and settings.
+pub struct Engine {
+    /// The case store.
+    pub store: Store,
+    /// The external systems.
+    pub systems: Systems,
+    /// Business time (simulated in scenarios and with `--now`).
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Config,
+    timing: Timing,
+    owner: String,
+    steps: AtomicU64,
+    stop: std::sync::OnceLock<tokio_util::sync::CancellationToken>,
+    /// Called after every recorded step, for progress displays.
+    pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl Engine {
+    /// An engine; `owner` names this worker in claims.
+    pub fn new(
+        store: Store,
+        systems: Systems,
+        clock: Arc<dyn Clock>,
+        config: Config,
+    ) -> Result<Self> {
+        let window = Window {
+            start: config.sms_window.start,
+            end: config.sms_window.end,
+            tz: config.tz()?,
+        };
+        let timing = Timing {
+            reminder_after: config.reminder_after,
+            expire_after: config.expire_after,
+            window,
+        };
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Ok(Self {
+            store,
+            systems,
+            clock,
+            config,
+            timing,
+            owner,
+            steps: AtomicU64::new(0),
+            stop: std::sync::OnceLock::new(),
+            on_step: None,
+        })
+    }
+
+    /// Stops claiming new work once `token` is cancelled (the step in hand still completes).
+    pub fn stop_on(&self, token: tokio_util::sync::CancellationToken) {
+        let _ = self.stop.set(token);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.get().is_some_and(|t| t.is_cancelled())
+    }
+
+    /// The decision core's timing settings.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    /// One pass: ingest (if asked), read and apply replies, then drive every due case as far as it goes now.
+    pub async fn pass(&self, ingest: bool) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        if ingest {
+            match self.ingest().await {
+                Ok(r) => report.ingest = Some(r),
+                Err(e) => report.ingest_error = Some(format!("{e:#}")),
+            }
+        }
+        match self.poll_replies().await {
+            Ok(n) => report.replies_stored = n,
+            Err(e) => report.replies_error = Some(format!("{e:#}")),
+        }
+        self.handle_replies().await?;
+        report.steps = self.drain().await?;
+        Ok(report)
+    }
+
+    /// Reads the rename feed from the stored cursor to its end, opening one case per rename.
+    pub async fn ingest(&self) -> Result<IngestReport> {
+        let mut total = IngestReport::default();
+        let mut cursor = self.store.meta(RENAMES_CURSOR).await?;
+        loop {
+            let page = self
+                .systems
+                .legal_entities
+                .renames(cursor.as_deref(), 500)
+                .await
+                .context("reading the rename feed")?;
+            if page.renames.is_empty() && cursor.as_deref() == Some(page.next_cursor.as_str()) {
+                break;
+            }
+            let now = self.clock.now();
+            let new: Vec<NewCase> = page
+                .renames
+                .iter()
+                .map(|r| NewCase {
+                    case_key: case::case_key(&r.bin, r.at),
+                    bin: r.bin.clone(),
+                    rename_at: r.at,
+                    from_name: r.from.clone(),
+                    to_name: r.to.clone(),
+                    ended: Bin::parse(&r.bin).err().map(|e| {
+                        Ending::invalid_data(format!("the rename feed sent an invalid BIN: {e}"))
+                    }),
+                })
+                .collect();
+            let report = self
+                .store
+                .ingest(&new, RENAMES_CURSOR, &page.next_cursor, now)
+                .await?;
+            total.opened += report.opened;
+            total.duplicates += report.duplicates;
+            total.superseded += report.superseded;
+            let done = page.renames.is_empty();
+            cursor = Some(page.next_cursor);
+            if done {
+                break;
+            }
+        }
+        if total.opened > 0 {
+            info!(
+                opened = total.opened,
+                superseded = total.superseded,
+                "ingested renames"
+            );
+        }
+        Ok(total)
+    }
+
+    /// Runs the nightly ingest if a scheduled instant has passed since the last one done (catch-up included).
+    /// On a database that never ingested, the first call only records the baseline. Returns `Ok(None)` when
+    /// nothing was due.
+    pub async fn nightly_if_due(&self) -> Result<Option<IngestReport>> {
+        let now = self.clock.now();
+        let tz = self.config.tz()?;
+        let slot = match self
+            .config
+            .cron()?
+            .find_previous_occurrence(&now.with_timezone(&tz), true)
+        {
+            Ok(s) => s.with_timezone(&Utc),
+            Err(_) => return Ok(None),
+        };
+        let last = self.store.meta(LAST_INGEST_SLOT).await?;
+        let Some(last_text) = last else {
+            self.store
+                .swap_meta(LAST_INGEST_SLOT, None, &now.to_rfc3339())
+                .await?;
+            return Ok(None);
+        };
+        let last_at = DateTime::parse_from_rfc3339(&last_text)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        if slot <= last_at {
+            return Ok(None);
+        }
+        // Claim the slot first, so that of several workers only one ingests; give it back on failure so
+        // that a later tick retries.
+        if !self
+            .store
+            .swap_meta(LAST_INGEST_SLOT, Some(&last_text), &slot.to_rfc3339())
+            .await?
+        {
+            return Ok(None);
+        }
+        match self.ingest().await {
+            Ok(report) => Ok(Some(report)),
+            Err(e) => {
+                self.store
+                    .swap_meta(LAST_INGEST_SLOT, Some(&slot.to_rfc3339()), &last_text)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The next scheduled ingest instant after `now`.
+    pub fn next_ingest_after(&self, now: DateTime<Utc>) -> Result<DateTime<Utc>> {
+        let tz = self.config.tz()?;
+        let next = self
+            .config
+            .cron()?
+            .find_next_occurrence(&now.with_timezone(&tz), false)?;
+        Ok(next.with_timezone(&Utc))
+    }
+
+    /// Whether a nightly ingest failed and waits for a retry (the slot is not marked done).
+    pub async fn ingest_overdue(&self) -> Result<bool> {
+        let now = self.clock.now();
+        let tz = self.config.tz()?;
+        let Ok(slot) = self
+            .config
+            .cron()?
+            .find_previous_occurrence(&now.with_timezone(&tz), true)
+        else {
+            return Ok(false);
+        };
+        Ok(match self.store.meta(LAST_INGEST_SLOT).await? {
+            None => false,
+            Some(last) => DateTime::parse_from_rfc3339(&last)
+                .map(|l| l < slot)
+                .unwrap_or(true),
+        })
+    }
+
+    /// Reads new replies from the gateway and stores them before anything else looks at them.
+    pub async fn poll_replies(&self) -> Result<u64> {
+        let mut stored = 0;
+        let mut cursor = self.store.meta(REPLIES_CURSOR).await?;
+        loop {
+            let page = self
+                .systems
+                .sms
+                .replies(cursor.as_deref(), 500)
+                .await
+                .context("reading SMS replies")?;
+            let done = page.replies.is_empty();
+            if done && cursor.as_deref() == Some(page.next_cursor.as_str()) {
+                break;
+            }
+            let replies: Vec<NewReply> = page
+                .replies
+                .iter()
+                .map(|r| NewReply {
+                    message_id: r.message_id.clone(),
+                    from_raw: r.from.clone(),
+                    phone: Msisdn::parse(&r.from).ok().map(|m| m.to_string()),
+                    text: r.text.clone(),
+                    received_at: r.received_at,
+                })
+                .collect();
+            stored += self
+                .store
+                .store_replies(&replies, REPLIES_CURSOR, &page.next_cursor)
+                .await?;
+            cursor = Some(page.next_cursor);
+            if done {
+                break;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Matches stored replies to open offers, in arrival order.
+    pub async fn handle_replies(&self) -> Result<u64> {
+        let mut handled = 0;
+        loop {
+            let batch = self.store.pending_replies(500).await?;
+            if batch.is_empty() {
+                return Ok(handled);
+            }
+            for reply in batch {
+                let now = self.clock.now();
+                handled += 1;
+                let Some(choice) = case::parse_reply(&reply.text) else {
+                    debug!(reply = reply.id, "invalid reply recorded");
+                    self.store
+                        .resolve_reply(reply.id, ReplyStatus::Invalid, None, now)
+                        .await?;
+                    continue;
+                };
+                let offer = match &reply.phone {
+                    Some(phone) => self.store.offer_awaiting(phone).await?,
+                    None => None,
+                };
+                let Some(mut row) =
+                    offer.filter(|c| c.first_sent_at.is_some_and(|t| t <= reply.received_at))
+                else {
+                    self.store
+                        .resolve_reply(reply.id, ReplyStatus::NoOffer, None, now)
+                        .await?;
+                    continue;
+                };
+                let version = row.version;
+                let mut events = vec![NewEvent::new(
+                    "reply",
+                    json!({"message_id": reply.message_id, "choice": choice, "received_at": from_ms(reply.received_at)}),
+                )];
+                match choice {
+                    Choice::Agree => row.advance(Stage::ConsentPending, Some(now)),
+                    Choice::Refuse => {
+                        let ending = Ending::new(
+                            Outcome::Declined,
+                            None,
+                            "the head replied 2: general procedure",
+                        );
+                        row.end(&ending, now);
+                        events.push(NewEvent::new("ended", json!(ending)));
+                    }
+                }
+                let change = CaseChange {
+                    row,
+                    expected_version: version,
+                    events,
+                    outbox: vec![],
+                    reply: Some((reply.id, ReplyStatus::Matched)),
+                    now,
+                };
+                // If another worker changed the case meanwhile, the reply stays pending and is matched again.
+                self.store.save(&change).await?;
+            }
+        }
+    }
+
+    /// Drives every due case until none is due now; returns the steps recorded.
+    pub async fn drain(&self) -> Result<u64> {
+        let start = self.steps.load(Ordering::Relaxed);
+        let concurrency = self.config.concurrency;
+        while !self.stopping() {
+            let now = self.clock.now();
+            let wall = ms(SystemClock.now());
+            let lease_until = wall + self.config.lease.as_millis() as i64;
+            let batch = self
+                .store
+                .claim_due(
+                    now,
+                    (concurrency * 8) as i64,
+                    &self.owner,
+                    wall,
+                    lease_until,
+                )
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            let results: Vec<Result<()>> = futures::stream::iter(batch)
+                .map(|row| self.advance(row))
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+        }
+        Ok(self.steps.load(Ordering::Relaxed) - start)
+    }
+
+    /// Advances one claimed case until it waits (on time, a reply, a phone or a system) or ends.
+    async fn advance(&self, mut row: CaseRow) -> Result<()> {
+        loop {
+            let now = self.clock.now();
+            let Some(stage) = row.stage() else {
+                self.store.release(row.id).await?;
+                return Ok(());
+            };
+            let version = row.version;
+            let step = match stage {
+                Stage::Checking => self.step_checking(&row, now).await,
+                Stage::Queued | Stage::AwaitingReply => self.step_offer(&row, now).await,
+                Stage::ConsentPending => self.step_consent(&row, now).await,
+                Stage::Reissuing => self.step_reissue(&row, now).await,
+                Stage::WritingBack => self.step_write_back(&row, now).await,
+            };
+            let mut change = match step {
+                Ok(change) => change,
+                Err(error) => self.on_error(&row, stage, error, now),
+            };
+            change.expected_version = version;
+            change.now = now;
+            let Some(last_hash) = self.store.save(&change).await? else {
+                warn!(
+                    case = row.id,
+                    "case changed by another writer; step dropped"
+                );
+                return Ok(());
+            };
+            let n = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(cb) = &self.on_step {
+                cb(n);
+            }
+            row = change.row;
+            row.version = version + 1;
+            row.last_hash = last_hash;
+            let waits =
+                row.due_at.is_none_or(|d| d > ms(now)) || row.status != "open" || self.stopping();
+            if waits {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_error(
+        &self,
+        row: &CaseRow,
+        stage: Stage,
+        error: AdapterError,
+        now: DateTime<Utc>,
+    ) -> CaseChange {
+        let mut next = row.clone();
+        let mut events = Vec::new();
+        match &error {
+            AdapterError::Transient { system, detail } => {
+                let delay = case::retry_delay(row.retries as u32);
+                next.retries += 1;
+                next.due_at = Some(ms(now + delay));
+                debug!(case = row.id, system, "transient failure; retrying later");
+                events.push(NewEvent::new(
+                    "transient",
+                    json!({"system": system, "detail": detail, "retry_in_s": delay.as_secs()}),
+                ));
+            }
+            permanent => {
+                let reason = if stage == Stage::Reissuing
+                    && matches!(permanent, AdapterError::Permanent { .. })
+                {
+                    Reason::ReissueRejected
+                } else {
+                    Reason::InvalidData
+                };
+                let ending = Ending::new(Outcome::Failed, Some(reason), permanent.to_string());
+                warn!(case = row.id, reason = %reason, "case failed: {permanent}");
+                next.end(&ending, now);
+                events.push(NewEvent::new("ended", json!(ending)));
+            }
+        }
+        self.change(next, events, vec![])
+    }
+
+    fn change(&self, row: CaseRow, events: Vec<NewEvent>, outbox: Vec<OutboxEntry>) -> CaseChange {
+        CaseChange {
+            expected_version: row.version,
+            row,
+            events,
+            outbox,
+            reply: None,
+            now: self.clock.now(),
+        }
+    }
+
+    fn bin(row: &CaseRow) -> Result<Bin, AdapterError> {
+        Bin::parse(&row.bin).map_err(|e| AdapterError::InvalidData {
+            system: "store",
+            detail: format!("stored BIN: {e}"),
+        })
+    }
+
+    fn head(row: &CaseRow) -> Result<Iin, AdapterError> {
+        row.head_iin
+            .as_deref()
+            .and_then(|h| Iin::parse(h).ok())
+            .ok_or_else(|| AdapterError::InvalidData {
+                system: "store",
+                detail: "case has no valid head".into(),
+            })
+    }
+
+    async fn step_checking(
+        &self,
+        row: &CaseRow,
+        now: DateTime<Utc>,
+    ) -> Result<CaseChange, AdapterError> {
+        let bin = Self::bin(row)?;
+        let mut findings = Vec::new();
+        let assessment = gather(&self.systems, &bin, &row.to_name, &mut findings).await?;
+        let mut next = row.clone();
+        let mut events = vec![NewEvent::new("checked", json!(findings))];
+        match assessment {
+            Assessment::End(ending) => {
+                next.end(&ending, now);
+                events.push(NewEvent::new("ended", json!(ending)));
+            }
+            Assessment::Ready(offer) => {
+                next.head_iin = Some(offer.head.to_string());
+                next.phone = Some(offer.phone.to_string());
+                next.permits = json!(offer.permits).to_string();
+                next.advance(Stage::Queued, Some(now));
+                events.push(NewEvent::new(
+                    "queued",
+                    json!({"permits": offer.permits, "phone": offer.phone.masked()}),
+                ));
+            }
+            Assessment::Need(_) => unreachable!("gather returns only final assessments"),
+        }
+        Ok(self.change(next, events, vec![]))
+    }
+
+    async fn step_offer(
+        &self,
+        row: &CaseRow,
+        now: DateTime<Utc>,
+    ) -> Result<CaseChange, AdapterError> {
+        let state = OfferState {
+            stage: row.stage().unwrap_or(Stage::Queued),
+            attempt: row.attempt as u8,
+            first_sent_at: row.first_sent_at.map(from_ms),
+            second_sent_at: row.second_sent_at.map(from_ms),
+        };
+        let mut next = row.clone();
+        match case::offer_step(&state, now, &self.timing) {
+            OfferStep::WaitUntil(t) => {
+                next.due_at = Some(ms(t));
+                Ok(self.change(next, vec![], vec![]))
+            }
+            OfferStep::Expire => {
+                let ending = Ending::new(Outcome::Expired, None, "no reply after the reminder");
+                next.end(&ending, now);
+                Ok(self.change(next, vec![NewEvent::new("ended", json!(ending))], vec![]))
+            }
+            OfferStep::Send { attempt } => {
+                if next.offer_phone.is_none() {
+                    let taken = self.store.take_offer_slot(row).await.map_err(|e| {
+                        AdapterError::Transient {
+                            system: "store",
+                            detail: e.to_string(),
+                        }
+                    })?;
+                    if !taken {
+                        // An earlier case holds this phone's offer; its end wakes this one. The fallback due
+                        // time only guards against a missed wake-up.
+                        next.due_at = Some(ms(now + chrono::Duration::hours(6)));
+                        return Ok(self.change(next, vec![], vec![]));
+                    }
+                    next.offer_phone = next.phone.clone();
+                }
+                let phone = next
+                    .phone
+                    .as_deref()
+                    .and_then(|p| Msisdn::parse(p).ok())
+                    .ok_or_else(|| AdapterError::InvalidData {
+                        system: "store",
+                        detail: "case has no valid phone".into(),
+                    })?;
+                let key = IdempotencyKey(format!("{}:sms:{attempt}", row.case_key));
+                let text = crate::sms::offer_text(self.config.sms_language);
+                let sent = self.systems.sms.send(&key, &phone, text).await?;
+                next.attempt = i64::from(attempt);
+                if attempt == 1 {
+                    next.first_sent_at = Some(ms(sent.accepted_at));
+                } else {
+                    next.second_sent_at = Some(ms(sent.accepted_at));
+                }
+                let due = match attempt {
+                    1 => sent.accepted_at + self.timing.reminder_after,
+                    _ => sent.accepted_at + self.timing.expire_after,
+                };
+                next.advance(Stage::AwaitingReply, Some(due));
+                info!(case = row.id, attempt, to = %phone.masked(), "offer SMS sent");
+                let event = NewEvent::new(
+                    "sms_sent",
+                    json!({"attempt": attempt, "to": phone.masked(), "message_id": sent.message_id, "accepted_at": sent.accepted_at}),
+                );
+                let outbox = OutboxEntry {
+                    key: key.0,
+                    kind: "sms",
+                    result: json!({"message_id": sent.message_id, "accepted_at": sent.accepted_at}),
+                };
+                Ok(self.change(next, vec![event], vec![outbox]))
+            }
+        }
+    }
+
+    /// The eligibility re-check; `Some` ends the case.
+    async fn recheck(&self, head: &Iin) -> Result<Option<Ending>, AdapterError> {
+        let civil = self.systems.civil_registry.record(head).await?;
+        if let Some(reason) = case::recheck(civil.as_ref(), None) {
+            return Ok(Some(Ending::new(
+                Outcome::Ineligible,
+                Some(reason),
+                format!("excluded at the re-check: {reason}"),
+            )));
+        }
+        let person = self.systems.individuals.person(head).await?;
+        if let Some(p) = &person
+            && &p.iin != head
+        {
+            return Ok(Some(Ending::invalid_data(
+                "the individuals registry answered for another IIN",
+            )));
+        }
+        Ok(case::recheck(None, person.as_ref()).map(|reason| {
+            Ending::new(
+                Outcome::Ineligible,
+                Some(reason),
+                format!("excluded at the re-check: {reason}"),
+            )
+        }))
+    }
+
+    async fn step_consent(
+        &self,
+        row: &CaseRow,
+        now: DateTime<Utc>,
+    ) -> Result<CaseChange, AdapterError> {
+        let (bin, head) = (Self::bin(row)?, Self::head(row)?);
+        let mut next = row.clone();
+        if let Some(ending) = self.recheck(&head).await? {
+            next.end(&ending, now);
+            return Ok(self.change(next, vec![NewEvent::new("ended", json!(ending))], vec![]));
+        }
+        let key = IdempotencyKey(format!("{}:consent", row.case_key));
+        let receipt = self
+            .systems
+            .consent
+            .record(&key, &head, &bin, CONSENT_PURPOSE)
+            .await?;
+        next.advance(Stage::Reissuing, Some(now));
+        let event = NewEvent::new(
+            "consent_recorded",
+            json!({"consent_id": receipt.consent_id, "recorded_at": receipt.recorded_at}),
+        );
+        let outbox = OutboxEntry {
+            key: key.0,
+            kind: "consent",
+            result: json!({"consent_id": receipt.consent_id}),
+        };
+        Ok(self.change(next, vec![event], vec![outbox]))
+    }
+
+    async fn step_reissue(
+        &self,
+        row: &CaseRow,
+        now: DateTime<Utc>,
+    ) -> Result<CaseChange, AdapterError> {
+        let bin = Self::bin(row)?;
+        let mut next = row.clone();
+        let mut reissued = row.reissued_ids();
+        if reissued.is_empty() {
+            let head = Self::head(row)?;
+            if let Some(ending) = self.recheck(&head).await? {
+                next.end(&ending, now);
+                return Ok(self.change(next, vec![NewEvent::new("ended", json!(ending))], vec![]));
+            }
+        }
+        let Some(permit_id) = row.permit_ids().into_iter().find(|p| !reissued.contains(p)) else {
+            next.advance(Stage::WritingBack, Some(now));
+            return Ok(self.change(next, vec![], vec![]));
+        };
+        let key = IdempotencyKey(format!("{}:reissue:{permit_id}", row.case_key));
+        let permit = self
+            .systems
+            .e_license
+            .reissue(&key, &permit_id, &bin, &row.to_name)
+            .await?;
+        reissued.push(permit_id.clone());
+        next.reissued = json!(reissued).to_string();
+        next.retries = 0;
+        next.due_at = Some(ms(now));
+        if reissued.len() == row.permit_ids().len() {
+            next.advance(Stage::WritingBack, Some(now));
+        }
+        let event = NewEvent::new(
+            "permit_reissued",
+            json!({"permit_id": permit.permit_id, "holder_name": permit.holder_name}),
+        );
+        let outbox = OutboxEntry {
+            key: key.0,
+            kind: "reissue",
+            result: json!({"permit_id": permit.permit_id}),
+        };
+        Ok(self.change(next, vec![event], vec![outbox]))
+    }
+
+    async fn step_write_back(
+        &self,
+        row: &CaseRow,
+        now: DateTime<Utc>,
+    ) -> Result<CaseChange, AdapterError> {
+        let (bin, head) = (Self::bin(row)?, Self::head(row)?);
+        let key = IdempotencyKey(format!("{}:sdu", row.case_key));
+        let record = SduRecord {
+            case_id: row.id,
+            bin,
+            new_name: row.to_name.clone(),
+            head_iin: head,
+            permit_ids: row.reissued_ids(),
+        };
+        let receipt = self.systems.sdu.write_back(&key, &record).await?;
+        let mut next = row.clone();
+        let ending = Ending::new(
+            Outcome::Reissued,
+            None,
+            "permits re-issued and written to SDU",
+        );
+        next.end(&ending, now);
+        let events = vec![
+            NewEvent::new("sdu_written", json!({"record_id": receipt.record_id})),
+            NewEvent::new("ended", json!(ending)),
+        ];
+        let outbox = OutboxEntry {
+            key: key.0,
+            kind: "sdu",
+            result: json!({"record_id": receipt.record_id}),
+        };
+        Ok(self.change(next, events, vec![outbox]))
+    }
+
+    /// Counts of cases per status and stage or reason.
+    pub async fn summary(&self) -> Result<BTreeMap<String, i64>> {
+        let mut out = BTreeMap::new();
+        for row in self.store.summary().await? {
+            let key = match row.detail {
+                Some(d) => format!("{}/{}", row.status, d),
+                None => row.status,
+            };
+            *out.entry(key).or_default() += row.count;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,449 @@
+//! The store's queries, written once and instantiated per backend by [`store_impl`].
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+/// Opens an SQLite pool: the file is created 0600 (it holds personal data), WAL, a busy timeout.
+pub async fn open_sqlite(url: &str) -> Result<sqlx::SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .with_context(|| "invalid SQLite URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+        .foreign_keys(true);
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if !in_memory {
+        create_private_file(options.get_filename())?;
+    }
+    let pool = SqlitePoolOptions::new()
+        // An in-memory database lives in one connection; a file serves readers in parallel under WAL.
+        .max_connections(if in_memory { 1 } else { 8 })
+        .acquire_timeout(Duration::from_secs(60))
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open SQLite database {}", options_display(url)))?;
+    Ok(pool)
+}
+
+fn options_display(url: &str) -> &str {
+    url
+}
+
+#[cfg(unix)]
+fn create_private_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .with_context(|| format!("cannot create database file {}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn create_private_file(_path: &std::path::Path) -> Result<()> {
+    Ok(())
+}
+
+/// Opens a PostgreSQL pool.
+pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
+    PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(60))
+        .connect(url)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
+
+macro_rules! store_impl {
+    ($db:ty, claim_sql = $claim_sql:literal) => {
+        use anyhow::Result;
+        use chrono::{DateTime, Utc};
+        use sqlx::{Pool, Transaction};
+
+        use crate::store::{
+            CaseChange, CaseRow, EventRow, IngestReport, NewCase, NewEvent, NewReply, ReplyRow, ReplyStatus, STATE_VERSION,
+            SummaryRow, event_hash, ms,
+        };
+        use crate::case::{Ending, Outcome};
+
+        type Db = $db;
+
+        pub async fn meta(p: &Pool<Db>, name: &str) -> Result<Option<String>> {
+            Ok(sqlx::query_scalar("SELECT value FROM meta WHERE name = $1").bind(name).fetch_optional(p).await?)
+        }
+
+        pub async fn set_meta(p: &Pool<Db>, name: &str, value: &str) -> Result<()> {
+            sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(name)
+                .bind(value)
+                .execute(p)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn swap_meta(p: &Pool<Db>, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+            let done = match expected {
+                None => sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(value)
+                    .execute(p)
+                    .await?,
+                Some(old) => sqlx::query("UPDATE meta SET value = $3 WHERE name = $1 AND value = $2")
+                    .bind(name)
+                    .bind(old)
+                    .bind(value)
+                    .execute(p)
+                    .await?,
+            };
+            Ok(done.rows_affected() == 1)
+        }
+
+        async fn set_meta_tx(tx: &mut Transaction<'_, Db>, name: &str, value: &str) -> Result<()> {
+            sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+                .bind(name)
+                .bind(value)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        async fn append_events(tx: &mut Transaction<'_, Db>, case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> Result<String> {
+            for event in events {
+                let detail = event.detail.to_string();
+                let hash = event_hash(&prev, case_id, at, event.kind, &detail);
+                sqlx::query("INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(case_id)
+                    .bind(at)
+                    .bind(event.kind)
+                    .bind(&detail)
+                    .bind(&prev)
+                    .bind(&hash)
+                    .execute(&mut **tx)
+                    .await?;
+                prev = hash;
+            }
+            Ok(prev)
+        }
+
+        /// The guarded update shared by `save` and `ingest`.
+        async fn apply(tx: &mut Transaction<'_, Db>, change: &CaseChange) -> Result<Option<String>> {
+            let row = &change.row;
+            let now = ms(change.now);
+            let last_hash = append_events(tx, row.id, row.last_hash.clone(), now, &change.events).await?;
+            let updated = sqlx::query(
+                "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
+                 offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \
+                 retries = $14, lease_owner = NULL, lease_until = NULL, state_version = $15, version = version + 1, \
+                 last_hash = $16, updated_at = $17, ended_at = $18 WHERE id = $19 AND version = $20",
+            )
+            .bind(&row.status)
+            .bind(&row.stage)
+            .bind(&row.reason)
+            .bind(&row.detail)
+            .bind(row.attempt)
+            .bind(&row.head_iin)
+            .bind(&row.phone)
+            .bind(&row.offer_phone)
+            .bind(&row.permits)
+            .bind(&row.reissued)
+            .bind(row.first_sent_at)
+            .bind(row.second_sent_at)
+            .bind(row.due_at)
+            .bind(row.retries)
+            .bind(STATE_VERSION)
+            .bind(&last_hash)
+            .bind(now)
+            .bind(row.ended_at)
+            .bind(row.id)
+            .bind(change.expected_version)
+            .execute(&mut **tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Ok(None);
+            }
+            for entry in &change.outbox {
+                sqlx::query(
+                    "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(row.id)
+                .bind(&entry.key)
+                .bind(entry.kind)
+                .bind(entry.result.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if let Some((reply_id, status)) = change.reply {
+                resolve_reply_tx(tx, reply_id, status, Some(row.id), change.now).await?;
+            }
+            if row.status != "open" {
+                if let Some(phone) = &row.phone {
+                    // The phone is free: the next queued case for it may send its offer now.
+                    sqlx::query(
+                        "UPDATE cases SET due_at = $1 WHERE phone = $2 AND status = 'open' AND stage = 'queued' AND id <> $3 \
+                         AND (due_at IS NULL OR due_at > $1)",
+                    )
+                    .bind(now)
+                    .bind(phone)
+                    .bind(row.id)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
+            Ok(Some(last_hash))
+        }
+
+        pub async fn save(p: &Pool<Db>, change: &CaseChange) -> Result<Option<String>> {
+            let mut tx = p.begin().await?;
+            let saved = apply(&mut tx, change).await?;
+            if saved.is_some() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(saved)
+        }
+
+        pub async fn ingest(p: &Pool<Db>, renames: &[NewCase], cursor_name: &str, cursor: &str, now: DateTime<Utc>) -> Result<IngestReport> {
+            let mut report = IngestReport::default();
+            let mut tx = p.begin().await?;
+            let now_ms = ms(now);
+            for new in renames {
+                let (status, stage, reason, detail, due) = match &new.ended {
+                    Some(e) => (e.outcome.as_str(), None, e.reason.map(|r| r.as_str()), Some(e.detail.clone()), None),
+                    None => ("open", Some("checking"), None, None, Some(now_ms)),
+                };
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, reason, detail, due_at, \
+                     created_at, updated_at, ended_at, state_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) \
+                     ON CONFLICT (case_key) DO NOTHING RETURNING id",
+                )
+                .bind(&new.case_key)
+                .bind(&new.bin)
+                .bind(ms(new.rename_at))
+                .bind(&new.from_name)
+                .bind(&new.to_name)
+                .bind(status)
+                .bind(stage)
+                .bind(reason)
+                .bind(&detail)
+                .bind(due)
+                .bind(now_ms)
+                .bind(new.ended.as_ref().map(|_| now_ms))
+                .bind(STATE_VERSION)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(id) = id else {
+                    report.duplicates += 1;
+                    continue;
+                };
+                report.opened += 1;
+                let mut row: CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+                let ingested = NewEvent::new(
+                    "ingested",
+                    serde_json::json!({"bin": new.bin, "rename_at": new.rename_at, "from": new.from_name, "to": new.to_name, "ended": new.ended}),
+                );
+                if new.ended.is_some() {
+                    let hash = append_events(&mut tx, id, String::new(), now_ms, &[ingested]).await?;
+                    sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
+                    continue;
+                }
+                let open: Vec<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE bin = $1 AND status = 'open' AND id <> $2 ORDER BY rename_at, id")
+                    .bind(&new.bin)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let newer_exists = open.iter().any(|c| c.rename_at > ms(new.rename_at));
+                let mut events = vec![ingested];
+                if newer_exists {
+                    // Renames normally arrive in order; one that arrives late is already out of date.
+                    let ending = Ending::new(Outcome::Superseded, None, "a later rename of this organisation is already being handled");
+                    let version = row.version;
+                    row.end(&ending, now);
+                    events.push(NewEvent::new("ended", serde_json::json!(ending)));
+                    let change = CaseChange { row, expected_version: version, events, outbox: vec![], reply: None, now };
+                    apply(&mut tx, &change).await?;
+                    report.superseded += 1;
+                    continue;
+                }
+                let hash = append_events(&mut tx, id, String::new(), now_ms, &events).await?;
+                sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
+                for mut older in open {
+                    let ending = Ending::new(Outcome::Superseded, None, format!("superseded by the rename to «{}»", new.to_name));
+                    let version = older.version;
+                    older.end(&ending, now);
+                    let events = vec![NewEvent::new("ended", serde_json::json!({"outcome": ending.outcome, "detail": ending.detail, "by_case": id}))];
+                    apply(&mut tx, &CaseChange { row: older, expected_version: version, events, outbox: vec![], reply: None, now }).await?;
+                    report.superseded += 1;
+                }
+            }
+            set_meta_tx(&mut tx, cursor_name, cursor).await?;
+            tx.commit().await?;
+            Ok(report)
+        }
+
+        pub async fn store_replies(p: &Pool<Db>, replies: &[NewReply], cursor_name: &str, cursor: &str) -> Result<u64> {
+            let mut tx = p.begin().await?;
+            let mut stored = 0;
+            for r in replies {
+                let done = sqlx::query(
+                    "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES ($1, $2, $3, $4, $5, 'pending') \
+                     ON CONFLICT (message_id) DO NOTHING",
+                )
+                .bind(&r.message_id)
+                .bind(&r.from_raw)
+                .bind(&r.phone)
+                .bind(&r.text)
+                .bind(ms(r.received_at))
+                .execute(&mut *tx)
+                .await?;
+                stored += done.rows_affected();
+            }
+            set_meta_tx(&mut tx, cursor_name, cursor).await?;
+            tx.commit().await?;
+            Ok(stored)
+        }
+
+        pub async fn pending_replies(p: &Pool<Db>, limit: i64) -> Result<Vec<ReplyRow>> {
+            Ok(sqlx::query_as("SELECT * FROM replies WHERE status = 'pending' ORDER BY received_at, id LIMIT $1").bind(limit).fetch_all(p).await?)
+        }
+
+        async fn resolve_reply_tx(tx: &mut Transaction<'_, Db>, reply_id: i64, status: ReplyStatus, case_id: Option<i64>, now: DateTime<Utc>) -> Result<()> {
+            sqlx::query("UPDATE replies SET status = $1, case_id = $2, handled_at = $3 WHERE id = $4")
+                .bind(status.as_str())
+                .bind(case_id)
+                .bind(ms(now))
+                .bind(reply_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn resolve_reply(p: &Pool<Db>, reply_id: i64, status: ReplyStatus, case_id: Option<i64>, now: DateTime<Utc>) -> Result<()> {
+            let mut tx = p.begin().await?;
+            resolve_reply_tx(&mut tx, reply_id, status, case_id, now).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+
+        pub async fn offer_awaiting(p: &Pool<Db>, phone: &str) -> Result<Option<CaseRow>> {
+            Ok(sqlx::query_as("SELECT * FROM cases WHERE offer_phone = $1 AND status = 'open' AND stage = 'awaiting_reply'")
+                .bind(phone)
+                .fetch_optional(p)
+                .await?)
+        }
+
+        pub async fn claim_due(p: &Pool<Db>, now: i64, limit: i64, owner: &str, wall_now: i64, lease_until: i64) -> Result<Vec<CaseRow>> {
+            let mut rows: Vec<CaseRow> = sqlx::query_as($claim_sql)
+                .bind(owner)
+                .bind(lease_until)
+                .bind(now)
+                .bind(wall_now)
+                .bind(limit)
+                .fetch_all(p)
+                .await?;
+            rows.sort_by_key(|r| (r.due_at, r.rename_at, r.id));
+            Ok(rows)
+        }
+
+        pub async fn take_offer_slot(p: &Pool<Db>, case: &CaseRow) -> Result<bool> {
+            let result = sqlx::query(
+                "UPDATE cases SET offer_phone = phone WHERE id = $1 AND status = 'open' AND offer_phone IS NULL AND phone = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM cases o WHERE o.phone = $2 AND o.status = 'open' AND o.id <> $1 \
+                 AND (o.offer_phone IS NOT NULL OR (o.stage = 'queued' AND (o.rename_at < $3 OR (o.rename_at = $3 AND o.id < $1)))))",
+            )
+            .bind(case.id)
+            .bind(&case.phone)
+            .bind(case.rename_at)
+            .execute(p)
+            .await;
+            match result {
+                Ok(done) => Ok(done.rows_affected() == 1),
+                // Another worker took the slot between our check and our write (unique index).
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+                Err(e) => Err(e.into()),
+            }
+        }
+
+        pub async fn release(p: &Pool<Db>, case_id: i64) -> Result<()> {
+            sqlx::query("UPDATE cases SET lease_owner = NULL, lease_until = NULL WHERE id = $1").bind(case_id).execute(p).await?;
+            Ok(())
+        }
+
+        pub async fn next_due(p: &Pool<Db>) -> Result<Option<i64>> {
+            Ok(sqlx::query_scalar("SELECT MIN(due_at) FROM cases WHERE status = 'open'").fetch_one(p).await?)
+        }
+
+        pub async fn case(p: &Pool<Db>, id: i64) -> Result<Option<CaseRow>> {
+            Ok(sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_optional(p).await?)
+        }
+
+        pub async fn cases_page(p: &Pool<Db>, after: i64, limit: i64) -> Result<Vec<CaseRow>> {
+            Ok(sqlx::query_as("SELECT * FROM cases WHERE id > $1 ORDER BY id LIMIT $2").bind(after).bind(limit).fetch_all(p).await?)
+        }
+
+        pub async fn cases_of(p: &Pool<Db>, bin: &str) -> Result<Vec<CaseRow>> {
+            Ok(sqlx::query_as("SELECT * FROM cases WHERE bin = $1 ORDER BY rename_at, id").bind(bin).fetch_all(p).await?)
+        }
+
+        pub async fn summary(p: &Pool<Db>) -> Result<Vec<SummaryRow>> {
+            Ok(sqlx::query_as(
+                "SELECT status, CASE WHEN status = 'open' THEN stage ELSE reason END AS detail, COUNT(*) AS count \
+                 FROM cases GROUP BY status, CASE WHEN status = 'open' THEN stage ELSE reason END ORDER BY status, detail",
+            )
+            .fetch_all(p)
+            .await?)
+        }
+
+        pub async fn events(p: &Pool<Db>, case_id: i64) -> Result<Vec<EventRow>> {
+            Ok(sqlx::query_as("SELECT * FROM case_events WHERE case_id = $1 ORDER BY id").bind(case_id).fetch_all(p).await?)
+        }
+
+        pub async fn events_page(p: &Pool<Db>, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+            Ok(sqlx::query_as("SELECT * FROM case_events WHERE id > $1 ORDER BY id LIMIT $2").bind(after).bind(limit).fetch_all(p).await?)
+        }
+
+        pub async fn outbox_count(p: &Pool<Db>, case_id: i64, kind: &str) -> Result<i64> {
+            Ok(sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE case_id = $1 AND kind = $2").bind(case_id).bind(kind).fetch_one(p).await?)
+        }
+    };
+}
+
+pub mod sqlite {
+    store_impl!(
+        sqlx::Sqlite,
+        claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
+                     AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5) RETURNING *"
+    );
+}
+
+pub mod postgres {
+    store_impl!(
+        sqlx::Postgres,
+        claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
+                     AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5 \
+                     FOR UPDATE SKIP LOCKED) RETURNING *"
+    );
+}

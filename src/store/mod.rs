@@ -1,0 +1,517 @@
+//! The case store: cases, their append-only hash-chained history, inbound replies, the outbox of outward
+//! writes and small named values (feed cursors, the last nightly ingest).
+//!
+//! One implementation serves SQLite (the embedded default) and PostgreSQL (production, several workers):
+//! every query is written once in SQL both accept (`$N` parameters, times as Unix milliseconds), and the
+//! [`store_impl`] macro instantiates it for each backend's concrete types, which avoids both a second copy
+//! and the trait-bound maze of code generic over `sqlx::Database`. Migrations are per backend
+//! (`migrations/sqlite`, `migrations/postgres`). Every change to a case is one transaction, guarded by the
+//! row's `version`, so two workers can never both apply a step.
+
+mod imp;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::case::{Ending, Outcome, Reason, Stage};
+
+/// Milliseconds since the Unix epoch: the storage form of every instant.
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The instant of a stored millisecond value.
+pub fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// The current layout version of a stored case (CONTRACT §2 "Upgrades"): a newer product migrates rows of
+/// older versions instead of reinterpreting them.
+pub const STATE_VERSION: i64 = 1;
+
+/// A case as stored.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct CaseRow {
+    /// Store id.
+    pub id: i64,
+    /// BIN and rename instant; the idempotency-key prefix.
+    pub case_key: String,
+    /// The BIN as the registry sent it.
+    pub bin: String,
+    /// When the rename took effect (ms).
+    pub rename_at: i64,
+    /// Name before.
+    pub from_name: String,
+    /// Name after.
+    pub to_name: String,
+    /// `open` or an outcome.
+    pub status: String,
+    /// Stage, while open.
+    pub stage: Option<String>,
+    /// Outcome reason.
+    pub reason: Option<String>,
+    /// Message of the last decision.
+    pub detail: Option<String>,
+    /// SMS sent so far.
+    pub attempt: i64,
+    /// First head, once known.
+    pub head_iin: Option<String>,
+    /// E.164 number, once known.
+    pub phone: Option<String>,
+    /// Set while the case holds its phone's one open offer.
+    pub offer_phone: Option<String>,
+    /// JSON list of permit ids to re-issue.
+    pub permits: String,
+    /// JSON list of permit ids re-issued.
+    pub reissued: String,
+    /// First SMS accepted (ms).
+    pub first_sent_at: Option<i64>,
+    /// Reminder accepted (ms).
+    pub second_sent_at: Option<i64>,
+    /// Next look (ms); `None` waits for a wake-up.
+    pub due_at: Option<i64>,
+    /// Consecutive transient failures.
+    pub retries: i64,
+    /// Worker holding the claim.
+    pub lease_owner: Option<String>,
+    /// Claim expiry (wall-clock ms).
+    pub lease_until: Option<i64>,
+    /// Layout version.
+    pub state_version: i64,
+    /// Row version.
+    pub version: i64,
+    /// Head of the event hash chain.
+    pub last_hash: String,
+    /// Ingested at (ms).
+    pub created_at: i64,
+    /// Last change (ms).
+    pub updated_at: i64,
+    /// Ended at (ms).
+    pub ended_at: Option<i64>,
+}
+
+impl CaseRow {
+    /// The open stage, if the case is open and its stage is known.
+    pub fn stage(&self) -> Option<Stage> {
+        (self.status == "open")
+            .then(|| self.stage.as_deref().and_then(Stage::parse))
+            .flatten()
+    }
+
+    /// The outcome, if ended.
+    pub fn outcome(&self) -> Option<Outcome> {
+        Outcome::parse(&self.status)
+    }
+
+    /// Permit ids to re-issue.
+    pub fn permit_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.permits).unwrap_or_default()
+    }
+
+    /// Permit ids re-issued so far.
+    pub fn reissued_ids(&self) -> Vec<String> {
+        serde_json::from_str(&self.reissued).unwrap_or_default()
+    }
+
+    /// Marks the case ended (the save releases its phone and wakes the next case for that phone).
+    pub fn end(&mut self, ending: &Ending, now: DateTime<Utc>) {
+        self.status = ending.outcome.as_str().to_owned();
+        self.reason = ending.reason.map(|r| r.as_str().to_owned());
+        self.detail = Some(ending.detail.clone());
+        self.stage = None;
+        self.due_at = None;
+        self.offer_phone = None;
+        self.ended_at = Some(ms(now));
+    }
+
+    /// Moves the case to `stage`, due at `due`.
+    pub fn advance(&mut self, stage: Stage, due: Option<DateTime<Utc>>) {
+        self.stage = Some(stage.as_str().to_owned());
+        self.due_at = due.map(ms);
+        self.retries = 0;
+    }
+}
+
+/// One line of a case's history.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct EventRow {
+    /// Store id.
+    pub id: i64,
+    /// The case.
+    pub case_id: i64,
+    /// When (ms).
+    pub at: i64,
+    /// What kind of step.
+    pub kind: String,
+    /// JSON detail, identifiers masked.
+    pub detail: String,
+    /// Hash of the previous event of this case.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// What kind of step.
+    pub kind: &'static str,
+    /// JSON detail; identifiers masked.
+    pub detail: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event.
+    pub fn new(kind: &'static str, detail: serde_json::Value) -> Self {
+        Self { kind, detail }
+    }
+}
+
+/// The hash of one event, chained to the previous one of the same case.
+pub fn event_hash(prev: &str, case_id: i64, at: i64, kind: &str, detail: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [prev, &case_id.to_string(), &at.to_string(), kind, detail] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// An outward write that was done, recorded with its key.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    /// The idempotency key it carried.
+    pub key: String,
+    /// `sms`, `consent`, `reissue`, `sdu`.
+    pub kind: &'static str,
+    /// The system's answer (ids, times; no personal data).
+    pub result: serde_json::Value,
+}
+
+/// A rename to open a case for.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    /// Case key.
+    pub case_key: String,
+    /// BIN as sent.
+    pub bin: String,
+    /// When the rename took effect.
+    pub rename_at: DateTime<Utc>,
+    /// Name before.
+    pub from_name: String,
+    /// Name after.
+    pub to_name: String,
+    /// `Some` when the case ends at once (a BIN that fails validation).
+    pub ended: Option<Ending>,
+}
+
+/// What one ingest transaction did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Cases opened (or ended at once).
+    pub opened: u64,
+    /// Renames already ingested before.
+    pub duplicates: u64,
+    /// Open cases superseded.
+    pub superseded: u64,
+}
+
+/// A reply as delivered by the gateway.
+#[derive(Debug, Clone)]
+pub struct NewReply {
+    /// Gateway message id.
+    pub message_id: String,
+    /// Sender as delivered.
+    pub from_raw: String,
+    /// Sender normalised, if it normalises.
+    pub phone: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Received at.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored reply.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct ReplyRow {
+    /// Store id.
+    pub id: i64,
+    /// Gateway message id.
+    pub message_id: String,
+    /// Sender as delivered.
+    pub from_raw: String,
+    /// Normalised sender.
+    pub phone: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Received (ms).
+    pub received_at: i64,
+    /// pending, matched, invalid, no_offer.
+    pub status: String,
+    /// The case it was matched to.
+    pub case_id: Option<i64>,
+    /// When it was handled (ms).
+    pub handled_at: Option<i64>,
+}
+
+/// How a reply was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyStatus {
+    /// It decided an open offer.
+    Matched,
+    /// Not `1` or `2`.
+    Invalid,
+    /// No offer waited for this number (or the offer ended, or was sent after the reply).
+    NoOffer,
+}
+
+impl ReplyStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Matched => "matched",
+            Self::Invalid => "invalid",
+            Self::NoOffer => "no_offer",
+        }
+    }
+}
+
+/// A change to one case, applied in one transaction if the row still has `expected_version`.
+#[derive(Debug, Clone)]
+pub struct CaseChange {
+    /// The case as it should be stored (lease fields are cleared by the save).
+    pub row: CaseRow,
+    /// The version read.
+    pub expected_version: i64,
+    /// History lines to append.
+    pub events: Vec<NewEvent>,
+    /// Outward writes done in this step.
+    pub outbox: Vec<OutboxEntry>,
+    /// A reply this change consumes.
+    pub reply: Option<(i64, ReplyStatus)>,
+    /// Time of the change.
+    pub now: DateTime<Utc>,
+}
+
+/// Count of cases per status and reason, for summaries.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct SummaryRow {
+    /// `open` or an outcome.
+    pub status: String,
+    /// Stage (open) or reason (ended).
+    pub detail: Option<String>,
+    /// How many.
+    pub count: i64,
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of a database URL.
+    pub fn of(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            bail!("database URL must start with sqlite:// or postgres://")
+        }
+    }
+}
+
+/// The store, on one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => imp::sqlite::$f(p, $($arg),*).await,
+            Store::Postgres(p) => imp::postgres::$f(p, $($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating an SQLite file with mode 0600 if needed) and migrates the store.
+    pub async fn open(url: &str) -> Result<Self> {
+        let store = match Backend::of(url)? {
+            Backend::Sqlite => Store::Sqlite(imp::open_sqlite(url).await?),
+            Backend::Postgres => Store::Postgres(imp::open_postgres(url).await?),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(p) => sqlx::migrate!("./migrations/sqlite")
+                .run(p)
+                .await
+                .context("migrating SQLite")?,
+            Store::Postgres(p) => sqlx::migrate!("./migrations/postgres")
+                .run(p)
+                .await
+                .context("migrating PostgreSQL")?,
+        }
+        Ok(())
+    }
+
+    /// Which backend.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A named value.
+    pub async fn meta(&self, name: &str) -> Result<Option<String>> {
+        dispatch!(self, meta(name))
+    }
+
+    /// Sets a named value.
+    pub async fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        dispatch!(self, set_meta(name, value))
+    }
+
+    /// Sets a named value only if it still has `expected` (`None` = absent); true if it was set. Lets one
+    /// of several workers win the nightly ingest.
+    pub async fn swap_meta(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
+        dispatch!(self, swap_meta(name, expected, value))
+    }
+
+    /// Opens one case per rename, supersedes open cases of the same organisations and moves the feed
+    /// cursor, all in one transaction.
+    pub async fn ingest(
+        &self,
+        renames: &[NewCase],
+        cursor_name: &str,
+        cursor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReport> {
+        dispatch!(self, ingest(renames, cursor_name, cursor, now))
+    }
+
+    /// Stores replies (a message id seen before is skipped) and moves the reply cursor, in one transaction.
+    pub async fn store_replies(
+        &self,
+        replies: &[NewReply],
+        cursor_name: &str,
+        cursor: &str,
+    ) -> Result<u64> {
+        dispatch!(self, store_replies(replies, cursor_name, cursor))
+    }
+
+    /// Replies not handled yet, in arrival order.
+    pub async fn pending_replies(&self, limit: i64) -> Result<Vec<ReplyRow>> {
+        dispatch!(self, pending_replies(limit))
+    }
+
+    /// Marks a reply handled without changing any case.
+    pub async fn resolve_reply(
+        &self,
+        reply_id: i64,
+        status: ReplyStatus,
+        case_id: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        dispatch!(self, resolve_reply(reply_id, status, case_id, now))
+    }
+
+    /// The case whose offer to `phone` is open and awaiting a reply, if any.
+    pub async fn offer_awaiting(&self, phone: &str) -> Result<Option<CaseRow>> {
+        dispatch!(self, offer_awaiting(phone))
+    }
+
+    /// Claims up to `limit` due cases for `owner` until `lease_until` (wall-clock ms).
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        owner: &str,
+        wall_now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<CaseRow>> {
+        dispatch!(
+            self,
+            claim_due(ms(now), limit, owner, wall_now, lease_until)
+        )
+    }
+
+    /// Applies a change if the case still has the expected version and returns the new head of its event
+    /// chain; `None` if another writer got there first.
+    pub async fn save(&self, change: &CaseChange) -> Result<Option<String>> {
+        dispatch!(self, save(change))
+    }
+
+    /// Takes the phone's one offer slot for a queued case, if no other open case holds it and no earlier
+    /// queued case waits for it; true if taken.
+    pub async fn take_offer_slot(&self, case: &CaseRow) -> Result<bool> {
+        dispatch!(self, take_offer_slot(case))
+    }
+
+    /// Lets go of a claim without changing the case.
+    pub async fn release(&self, case_id: i64) -> Result<()> {
+        dispatch!(self, release(case_id))
+    }
+
+    /// The earliest due time of any open case.
+    pub async fn next_due(&self) -> Result<Option<i64>> {
+        dispatch!(self, next_due())
+    }
+
+    /// One case.
+    pub async fn case(&self, id: i64) -> Result<Option<CaseRow>> {
+        dispatch!(self, case(id))
+    }
+
+    /// Cases with id above `after`, in id order, at most `limit` (for paging through every case).
+    pub async fn cases_page(&self, after: i64, limit: i64) -> Result<Vec<CaseRow>> {
+        dispatch!(self, cases_page(after, limit))
+    }
+
+    /// Cases of one organisation, in rename order.
+    pub async fn cases_of(&self, bin: &str) -> Result<Vec<CaseRow>> {
+        dispatch!(self, cases_of(bin))
+    }
+
+    /// Counts per status and stage/reason.
+    pub async fn summary(&self) -> Result<Vec<SummaryRow>> {
+        dispatch!(self, summary())
+    }
+
+    /// A case's history.
+    pub async fn events(&self, case_id: i64) -> Result<Vec<EventRow>> {
+        dispatch!(self, events(case_id))
+    }
+
+    /// Outward writes of a case.
+    pub async fn outbox_count(&self, case_id: i64, kind: &str) -> Result<i64> {
+        dispatch!(self, outbox_count(case_id, kind))
+    }
+
+    /// Every event in id order after `after`, at most `limit` (for `audit verify`).
+    pub async fn events_page(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
+        dispatch!(self, events_page(after, limit))
+    }
+}
+
+/// Builds an ended case for a rename whose data is unusable from the start.
+pub fn invalid_rename(detail: &str) -> Ending {
+    Ending::new(Outcome::Failed, Some(Reason::InvalidData), detail)
+}

@@ -89,8 +89,14 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Prints one line on stderr (the YAML parser's message goes on with a source excerpt: its first line
+/// already names the file, line, column and key) and returns the exit status.
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("mock-registries: {message}");
+    let line = message
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(message);
+    eprintln!("mock-registries: {}", line.trim_end());
     ExitCode::from(code)
 }
 

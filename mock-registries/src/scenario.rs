@@ -74,7 +74,7 @@ pub enum OrgStatus {
 }
 
 /// An organisation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LegalEntity {
     /// BIN, as written.
@@ -93,7 +93,7 @@ pub struct LegalEntity {
 }
 
 /// One past rename of an organisation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PastRename {
     /// When it took effect.
@@ -114,7 +114,7 @@ pub enum PermitStatus {
 }
 
 /// A permit in e-license.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PermitRecord {
     /// e-license's permit id.
@@ -131,7 +131,7 @@ pub struct PermitRecord {
 }
 
 /// A person in the individuals registry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PersonRecord {
     /// IIN, as written.
@@ -151,7 +151,7 @@ pub struct PersonRecord {
 }
 
 /// A civil-registry record.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CivilRecord {
     /// IIN, as written.
@@ -168,7 +168,7 @@ pub struct CivilRecord {
 }
 
 /// A registered mobile number.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MobileRecord {
     /// IIN, as written.

@@ -11,8 +11,8 @@
 //!   of the extra ones revoked; 3 % of these orgs already bear the new name on every permit; 10 % also hold
 //!   another service's permit), 10 % only other services' permits, 5 % only a revoked one, 20 % none;
 //! - 1 % liquidated, 1 % without a first head, 0.3 % with a head IIN whose control digit is wrong;
-//! - heads shared: in blocks of three consecutive organisations, 1.5 % of blocks share one head among all
-//!   three and 3 % among the first two (about 10 % of organisations have a head with other organisations);
+//! - heads shared: in blocks of three consecutive organisations, 4.5 % of blocks share one head among all
+//!   three and 7.5 % among the first two (about 9.5 % of organisations share their head with another);
 //! - heads: 8 % ineligible, evenly over deceased, declared dead, declared missing, residence abroad,
 //!   incapacitated, imprisoned; 40 % of the others have a civil record with every flag false, the rest
 //!   none (404);
@@ -312,7 +312,7 @@ impl SyntheticWorld {
         }
         let block = i / 3;
         let b = self.u(S_BLOCK, block);
-        let owner = if b < 0.015 || (b < 0.045 && i % 3 < 2) {
+        let owner = if b < 0.045 || (b < 0.12 && i % 3 < 2) {
             block * 3
         } else {
             i

@@ -7,44 +7,7 @@ use serde_json::Value;
 
 /// Every system with one record found and one absent: org A renamed once, org B renamed twice and
 /// liquidated with no head, org C with an unquoted (numeric) BIN; a revoked permit and another service's.
-pub const FIXTURE: &str = r#"
-name: mock-test
-start: 2026-11-02T01:00:00+05:00
-run_until: 2026-11-03T00:00:00+05:00
-registries:
-  legal_entities:
-    - bin: "190540043216"
-      name: "ТОО «Жаңа Технологиялар»"
-      status: active
-      first_head: "790415307770"
-      renames:
-        - { at: 2026-11-01T15:00:00+05:00, from: "ТОО «Ескі Технологиялар»" }
-    - bin: "210840000983"
-      name: "ЖШС «Үш»"
-      status: liquidated
-      renames:
-        - { at: 2026-11-01T12:00:00+05:00, from: "ЖШС «Екі»" }
-        - { at: 2026-11-01T10:00:00+05:00, from: "ЖШС «Бір»" }
-    - bin: 70740739532
-      name: "АО «Число»"
-      first_head: "860101403216"
-      renames:
-        - { at: 2026-11-01T20:00:00+05:00, from: "АО «Строка»" }
-  e_license:
-    - { permit_id: "KZ-TS-0001", bin: "190540043216", service: trusted_software_register,
-        holder_name: "ТОО «Ескі Технологиялар»", status: active }
-    - { permit_id: "KZ-TS-0002", bin: "190540043216", service: trusted_software_register,
-        holder_name: "ТОО «Ескі Технологиялар»", status: revoked }
-    - { permit_id: "KZ-COM-0001", bin: "190540043216", service: communications_license,
-        holder_name: "ТОО «Ескі Технологиялар»" }
-  individuals:
-    - { iin: "790415307770", name: "Серік Ахметов", residence_abroad: false, incapacitated: false, imprisoned: false }
-  civil_registry:
-    - { iin: "790415307770", deceased: false, declared_dead: false, declared_missing: false }
-  mobile_base:
-    - { iin: "790415307770", phone: "+77011234567" }
-    - { iin: "860101403216", phone: 87011234567 }
-"#;
+pub const FIXTURE: &str = include_str!("fixture.yaml");
 
 /// The fixture's mock, fault RNG seeded with 42.
 pub fn fixture_mock() -> Mock {

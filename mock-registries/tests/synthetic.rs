@@ -280,7 +280,7 @@ fn a_sample_of_twenty_thousand_organisations_has_the_documented_mix() {
         .head_orgs
         .values()
         .filter(|n| **n > 1)
-        .map(|n| *n)
+        .copied()
         .sum::<usize>();
     assert!(
         m.head_orgs.values().any(|n| *n == 3),

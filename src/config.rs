@@ -249,7 +249,9 @@ impl Config {
                 if let toml::Value::Table(t) = section {
                     t.insert(field, env_value(&value));
                 }
-            } else if key != "log" {
+            } else if key != "log" && !key.starts_with("test_") {
+                // `SDU_LOG` is the log filter and `SDU_TEST_*` belong to the test harness (CI exports
+                // `SDU_TEST_POSTGRES` while it runs `sdu`): neither is a setting.
                 table.insert(key, env_value(&value));
             }
         }
@@ -391,6 +393,19 @@ mod tests {
         assert_eq!(e.timeout, Duration::from_secs(5));
         assert_eq!(e.rate_limit_per_sec, Some(10));
         assert_eq!(c.http_settings("sms").base_url, "http://127.0.0.1:8080/sms");
+    }
+
+    #[test]
+    fn the_log_filter_and_test_harness_variables_are_not_settings() {
+        let env = [
+            ("SDU_LOG".to_string(), "debug".to_string()),
+            (
+                "SDU_TEST_POSTGRES".to_string(),
+                "postgres://postgres@127.0.0.1:5432/test".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.database_url, "sqlite://sdu.db");
     }
 
     #[test]

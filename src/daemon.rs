@@ -12,7 +12,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::engine::Engine;
+use crate::engine::{Engine, IngestMode};
 
 /// Runs until a shutdown signal.
 pub async fn run(engine: Arc<Engine>) -> Result<()> {
@@ -57,11 +57,13 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
             _ = nightly.notified() => {}
         }
         // Catch-up is the same check: a slot that passed while the daemon was down is due at once.
-        if let Err(e) = engine.nightly_if_due().await {
-            warn!("nightly ingest failed, retried at the next tick: {e:#}");
-        }
-        if let Err(e) = engine.pass(false).await {
-            warn!("tick failed: {e:#}");
+        match engine.pass(IngestMode::Nightly).await {
+            Ok(report) => {
+                if let Some(e) = report.ingest_error {
+                    warn!("nightly ingest failed, retried at the next tick: {e}");
+                }
+            }
+            Err(e) => warn!("tick failed: {e:#}"),
         }
     }
     scheduler.shutdown().await.ok();

@@ -179,6 +179,15 @@ pub async fn gather(
     }
 }
 
+/// When a pass ingests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Read the rename feed now (`sdu run`).
+    Now,
+    /// Only when a nightly slot has passed since the last ingest, catch-up included (the daemon's tick).
+    Nightly,
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PassReport {
@@ -258,21 +267,29 @@ impl Engine {
         &self.timing
     }
 
-    /// One pass: ingest (if asked), read and apply replies, then drive every due case as far as it goes now.
-    pub async fn pass(&self, ingest: bool) -> Result<PassReport> {
+    /// One pass: ingest (always for `sdu run`, when a nightly slot is due for the daemon), read and apply
+    /// replies, then drive every due case as far as it goes now.
+    pub async fn pass(&self, ingest: IngestMode) -> Result<PassReport> {
         let mut report = PassReport::default();
-        if ingest {
-            match self.ingest().await {
-                Ok(r) => report.ingest = Some(r),
-                Err(e) => report.ingest_error = Some(format!("{e:#}")),
-            }
+        let ingested = match ingest {
+            IngestMode::Now => self.ingest().await.map(Some),
+            IngestMode::Nightly => self.nightly_if_due().await,
+        };
+        match ingested {
+            Ok(r) => report.ingest = r,
+            Err(e) => report.ingest_error = Some(format!("{e:#}")),
         }
         match self.poll_replies().await {
             Ok(n) => report.replies_stored = n,
             Err(e) => report.replies_error = Some(format!("{e:#}")),
         }
-        self.handle_replies().await?;
+        let (_, deferred) = self.handle_replies().await?;
         report.steps = self.drain().await?;
+        if deferred > 0 {
+            // The sends those replies waited for are recorded now.
+            self.handle_replies().await?;
+            report.steps += self.drain().await?;
+        }
         Ok(report)
     }
 
@@ -442,34 +459,55 @@ impl Engine {
         Ok(stored)
     }
 
-    /// Matches stored replies to open offers, in arrival order.
-    pub async fn handle_replies(&self) -> Result<u64> {
-        let mut handled = 0;
+    /// Matches stored replies to open offers, in arrival order. Returns how many were handled and how many
+    /// wait: a reply from a number whose case holds the offer slot but has not yet recorded its SMS as sent
+    /// (a process killed between the gateway's acceptance and our record) stays pending until the send is
+    /// recorded, so that a "1" answering that SMS is never lost.
+    pub async fn handle_replies(&self) -> Result<(u64, u64)> {
+        let (mut handled, mut deferred) = (0, 0);
+        let mut waiting: std::collections::HashSet<i64> = std::collections::HashSet::new();
         loop {
-            let batch = self.store.pending_replies(500).await?;
+            let batch: Vec<_> = self
+                .store
+                .pending_replies(500)
+                .await?
+                .into_iter()
+                .filter(|r| !waiting.contains(&r.id))
+                .collect();
             if batch.is_empty() {
-                return Ok(handled);
+                return Ok((handled, deferred));
             }
             for reply in batch {
                 let now = self.clock.now();
-                handled += 1;
                 let Some(choice) = case::parse_reply(&reply.text) else {
                     debug!(reply = reply.id, "invalid reply recorded");
                     self.store
                         .resolve_reply(reply.id, ReplyStatus::Invalid, None, now)
                         .await?;
+                    handled += 1;
                     continue;
                 };
-                let offer = match &reply.phone {
-                    Some(phone) => self.store.offer_awaiting(phone).await?,
+                let holder = match &reply.phone {
+                    Some(phone) => self.store.offer_holder(phone).await?,
                     None => None,
                 };
-                let Some(mut row) =
-                    offer.filter(|c| c.first_sent_at.is_some_and(|t| t <= reply.received_at))
-                else {
+                if holder
+                    .as_ref()
+                    .is_some_and(|c| c.stage() == Some(Stage::Queued))
+                {
+                    waiting.insert(reply.id);
+                    deferred += 1;
+                    continue;
+                }
+                let offer = holder.filter(|c| {
+                    c.stage() == Some(Stage::AwaitingReply)
+                        && c.first_sent_at.is_some_and(|t| t <= reply.received_at)
+                });
+                let Some(mut row) = offer else {
                     self.store
                         .resolve_reply(reply.id, ReplyStatus::NoOffer, None, now)
                         .await?;
+                    handled += 1;
                     continue;
                 };
                 let version = row.version;
@@ -498,7 +536,12 @@ impl Engine {
                     now,
                 };
                 // If another worker changed the case meanwhile, the reply stays pending and is matched again.
-                self.store.save(&change).await?;
+                if self.store.save(&change).await?.is_some() {
+                    handled += 1;
+                } else {
+                    waiting.insert(reply.id);
+                    deferred += 1;
+                }
             }
         }
     }

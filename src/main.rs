@@ -216,7 +216,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     }
                 }));
             }
-            let report = engine.pass(true).await?;
+            let report = engine.pass(sdu::engine::IngestMode::Now).await?;
             let summary = engine.summary().await?;
             if *json {
                 println!("{}", serde_json::json!({"pass": report, "cases": summary}));

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::clock::ManualClock;
 use crate::config::Config;
-use crate::engine::{Engine, Systems};
+use crate::engine::{Engine, IngestMode, Systems};
 use crate::store::{Store, ms};
 
 /// The verdict on one scenario.
@@ -209,17 +209,10 @@ async fn run(
             apply_event(&mock, event, &mut fault_ends)?;
             next_event += 1;
         }
-        let mut retry_next_tick = false;
-        if let Err(e) = engine.nightly_if_due().await {
-            tracing::debug!("nightly ingest failed, retried at the next tick: {e:#}");
-            retry_next_tick = true;
-        }
-        if engine.poll_replies().await.is_err() {
-            retry_next_tick = true;
-        }
-        engine.handle_replies().await?;
-        engine.drain().await?;
-        retry_next_tick |= engine.ingest_overdue().await?;
+        let report = engine.pass(IngestMode::Nightly).await?;
+        let retry_next_tick = report.ingest_error.is_some()
+            || report.replies_error.is_some()
+            || engine.ingest_overdue().await?;
 
         if now >= until {
             break;

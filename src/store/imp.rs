@@ -348,8 +348,8 @@ macro_rules! store_impl {
             Ok(())
         }
 
-        pub async fn offer_awaiting(p: &Pool<Db>, phone: &str) -> Result<Option<CaseRow>> {
-            Ok(sqlx::query_as("SELECT * FROM cases WHERE offer_phone = $1 AND status = 'open' AND stage = 'awaiting_reply'")
+        pub async fn offer_holder(p: &Pool<Db>, phone: &str) -> Result<Option<CaseRow>> {
+            Ok(sqlx::query_as("SELECT * FROM cases WHERE offer_phone = $1 AND status = 'open'")
                 .bind(phone)
                 .fetch_optional(p)
                 .await?)

@@ -433,9 +433,9 @@ impl Store {
         dispatch!(self, resolve_reply(reply_id, status, case_id, now))
     }
 
-    /// The case whose offer to `phone` is open and awaiting a reply, if any.
-    pub async fn offer_awaiting(&self, phone: &str) -> Result<Option<CaseRow>> {
-        dispatch!(self, offer_awaiting(phone))
+    /// The open case holding `phone`'s one offer slot, if any (whatever its stage).
+    pub async fn offer_holder(&self, phone: &str) -> Result<Option<CaseRow>> {
+        dispatch!(self, offer_holder(phone))
     }
 
     /// Claims up to `limit` due cases for `owner` until `lease_until` (wall-clock ms).

@@ -258,6 +258,13 @@ impl Config {
         Self::from_table(table)
     }
 
+    /// Defaults, then the TOML `text`, with no environment variables: what a configuration file alone
+    /// says. The same checks as [`Config::load`] apply.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let table = text.parse::<toml::Table>().context("configuration")?;
+        Self::from_table(table)
+    }
+
     fn from_table(table: toml::Table) -> Result<Self> {
         let config: Config = toml::Value::Table(table)
             .try_into()
@@ -368,6 +375,16 @@ mod tests {
         assert_eq!(c.sms_window.to_string(), "09:00-21:00");
         assert_eq!(c.database_url, "sqlite://sdu.db");
         assert_eq!(c.sms_language, SmsLanguage::Kk);
+    }
+
+    #[test]
+    fn a_toml_string_sets_only_the_keys_it_names() {
+        let c = Config::from_toml_str("expire_after = \"24h\"\n[sms]\nrate_limit = 5\n").unwrap();
+        assert_eq!(c.expire_after, Duration::from_secs(24 * 3600));
+        assert_eq!(c.reminder_after, Duration::from_secs(72 * 3600));
+        assert_eq!(c.sms.rate_limit, Some(5));
+        assert!(Config::from_toml_str("tick = \"0s\"").is_err());
+        assert!(Config::from_toml_str("no_such_key = 1").is_err());
     }
 
     #[test]

@@ -277,6 +277,14 @@ impl SystemClient {
         if status.is_success() {
             let body = self.read_body(&mut response).await?;
             return serde_json::from_slice::<Value>(&body).map_err(|e| {
+                if too_deep(&e) {
+                    // No answer of docs/API.md nests more than a few levels, and asking again gets the
+                    // same body: wrong data, not a passing fault.
+                    return Failure::from(AdapterError::InvalidData {
+                        system: self.system,
+                        detail: "body is nested more than 128 levels deep".to_owned(),
+                    });
+                }
                 Failure::from(self.transient(format!(
                     "status {} with a body that is not JSON ({})",
                     status.as_u16(),
@@ -433,6 +441,12 @@ fn json_failure(error: &serde_json::Error) -> &'static str {
     }
 }
 
+/// True when serde_json stopped at its nesting limit of 128 levels (its guard against stack overflow), which
+/// it reports as a syntax error with no code of its own.
+fn too_deep(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with("recursion limit exceeded")
+}
+
 /// The innermost cause of an error: hyper's and the OS's words, which hold no URL.
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
@@ -529,6 +543,20 @@ mod tests {
         );
         assert_eq!(error_message(b"<html>oops</html>"), "");
         assert_eq!(error_message(br#"{"message": "x"}"#), "");
+    }
+
+    #[test]
+    fn serde_json_s_nesting_limit_is_told_apart_from_bad_syntax() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert!(too_deep(&serde_json::from_str::<Value>(&deep).unwrap_err()));
+        let shallow = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(serde_json::from_str::<Value>(&shallow).is_ok());
+        assert!(!too_deep(
+            &serde_json::from_str::<Value>("[1,").unwrap_err()
+        ));
+        assert!(!too_deep(
+            &serde_json::from_str::<Value>("<html>").unwrap_err()
+        ));
     }
 
     #[test]

@@ -138,14 +138,44 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SDU_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,tokio_cron_scheduler=warn,sqlx=warn")
-    });
+    let filter = std::env::var("SDU_LOG")
+        .ok()
+        .filter(|spec| !spec.trim().is_empty())
+        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(log_directives(&spec)).ok())
+        .unwrap_or_else(|| {
+            tracing_subscriber::EnvFilter::new("warn,tokio_cron_scheduler=warn,sqlx=warn")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
+}
+
+/// The HTTP stack's own logs: at debug and trace they describe connections, and some of their lines (a
+/// request URI hyper-util refuses, reqwest's verbose connection dump) would print request URLs, which hold
+/// IINs (`/individuals/persons/{iin}`), or bodies, which hold phone numbers.
+const HTTP_STACK: [&str; 3] = ["hyper", "hyper_util", "reqwest"];
+
+/// `SDU_LOG` with the HTTP stack held at `warn`, unless a directive names one of its crates: a generic
+/// `SDU_LOG=debug` must not turn on logs that may carry personal data.
+fn log_directives(spec: &str) -> String {
+    let mut directives = spec.trim().to_owned();
+    for krate in HTTP_STACK {
+        let named = spec.split(',').any(|directive| {
+            let target = directive.trim().split(['=', '[']).next().unwrap_or("");
+            target == krate || target.starts_with(&format!("{krate}::"))
+        });
+        if !named {
+            if !directives.is_empty() {
+                directives.push(',');
+            }
+            directives.push_str(krate);
+            directives.push_str("=warn");
+        }
+    }
+    directives
 }
 
 fn load_config(cli: &Cli) -> Result<Config> {
@@ -354,5 +384,30 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    #[test]
+    fn a_generic_log_level_keeps_the_http_stack_at_warn() {
+        assert_eq!(
+            log_directives("debug"),
+            "debug,hyper=warn,hyper_util=warn,reqwest=warn"
+        );
+        assert_eq!(
+            log_directives("sdu=trace,sqlx=debug"),
+            "sdu=trace,sqlx=debug,hyper=warn,hyper_util=warn,reqwest=warn"
+        );
+    }
+
+    #[test]
+    fn an_http_crate_named_explicitly_keeps_its_level() {
+        assert_eq!(
+            log_directives("debug,reqwest=trace,hyper_util::client=debug"),
+            "debug,reqwest=trace,hyper_util::client=debug,hyper=warn"
+        );
     }
 }

@@ -362,7 +362,11 @@ async fn check(scenario: &Scenario, engine: &Engine, mock: &Mock) -> Result<Vec<
                 .unwrap_or_else(|_| phone.clone());
             let count = sent.iter().filter(|s| s.to == want).count() as u64;
             if count != *n {
-                out.push(format!("sms_to {phone}: expected {n}, got {count}"));
+                // Masked like every number the product prints; the last four digits tell them apart.
+                let shown = Msisdn::parse(phone)
+                    .map(|m| m.masked())
+                    .unwrap_or_else(|_| adapters::ids::mask_raw(phone));
+                out.push(format!("sms_to {shown}: expected {n}, got {count}"));
             }
         }
     }

@@ -128,7 +128,7 @@ fn page_params() -> Vec<Value> {
 
 fn build() -> Value {
     let raw = json!({ "description": "An identifier or number exactly as the registry holds it (a string, or a number if the fixture had an unquoted one).",
-                      "oneOf": [ { "type": "string" }, { "type": "number" } ] });
+                      "anyOf": [ { "type": "string" }, { "type": "number" } ] });
     let date_time = json!({ "type": "string", "format": "date-time" });
     let schemas = json!({
         "Error": { "type": "object", "required": ["error"],
@@ -143,7 +143,8 @@ fn build() -> Value {
         "Organization": { "type": "object", "required": ["bin", "name", "status", "first_head"], "properties": {
             "bin": schema_ref("RawId"), "name": { "type": "string" },
             "status": { "type": "string", "enum": ["active", "liquidated"] },
-            "first_head": { "nullable": true, "oneOf": [ { "type": "string" }, { "type": "number" } ] } } },
+            "first_head": { "description": "IIN as held, or null when the registry names none",
+                            "anyOf": [ { "type": "string", "nullable": true }, { "type": "number" } ] } } },
         "Permit": { "type": "object", "required": ["permit_id", "bin", "service", "holder_name", "status"], "properties": {
             "permit_id": { "type": "string" }, "bin": schema_ref("RawId"), "service": { "type": "string" },
             "holder_name": { "type": "string" },

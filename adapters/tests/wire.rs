@@ -1092,7 +1092,9 @@ async fn the_concurrency_cap_holds() {
     );
 }
 
-#[tokio::test]
+/// The limit is an upper bound: the steady-state rate (10th to 100th call) is at most 10% above it. A
+/// loaded machine only makes calls slower, so the lower bound is generous (see `against_mock.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_holds_in_the_steady_state() {
     let server = MockServer::start().await;
     person_answers(&server, ok(person_json(IIN)), 100).await;
@@ -1119,13 +1121,12 @@ async fn the_rate_limit_holds_in_the_steady_state() {
         .collect();
     finished.sort();
 
-    // The rate between the 10th and the 100th call, past any start-up effects: 90 calls in 1.8 s.
     let window = finished[99] - finished[9];
     let rate = 90.0 / window.as_secs_f64();
-    assert!((45.0..=55.0).contains(&rate), "{rate:.1}/s over {window:?}");
-    // And 100 calls at 50/s, the first one free, cannot finish before 1.98 s.
+    assert!((30.0..=55.0).contains(&rate), "{rate:.1}/s over {window:?}");
+    // 100 calls at 50/s, the first one free, cannot finish before 1.98 s.
     assert!(
-        started.elapsed() >= Duration::from_millis(1900),
+        started.elapsed() >= Duration::from_millis(1950),
         "{:?}",
         started.elapsed()
     );

@@ -19,6 +19,14 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// Control characters (C0, DEL, C1) and the Unicode bidirectional formatting characters: the Arabic letter
+/// mark, the left-to-right and right-to-left marks, embeddings and overrides (U+202A–U+202E), and isolates
+/// (U+2066–U+2069).
+fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// One JSON object being decoded, with the words to name it in errors (`"person"`, `"permits[2]"`).
 pub(crate) struct Doc<'a> {
     system: &'static str,
@@ -85,6 +93,39 @@ impl<'a> Doc<'a> {
     /// A string field, owned.
     pub(crate) fn string(&self, key: &str) -> AdapterResult<String> {
         self.str(key).map(str::to_owned)
+    }
+
+    /// A field kept raw for the caller to judge: a string as it is, any other JSON value as its JSON text
+    /// (a number as its decimal digits). Only a missing field is an error. Used where one bad value must
+    /// fail only the record it belongs to (a rename's BIN), not the whole page.
+    pub(crate) fn raw_text(&self, key: &str) -> AdapterResult<String> {
+        Ok(match self.field(key)? {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
+    /// A name field (of a person, an organisation, a permit's holder): a string that is not blank and holds
+    /// no control character (NUL, escape sequences, line breaks) and no bidirectional formatting character
+    /// (overrides, embeddings, isolates, marks). Names travel into permits, SDU and operator screens, where
+    /// such characters would forge or hide text.
+    pub(crate) fn name(&self, key: &str) -> AdapterResult<String> {
+        let name = self.str(key)?;
+        if name.trim().is_empty() {
+            return Err(self.invalid(format_args!("field `{key}` is blank")));
+        }
+        if let Some(bad) = name.chars().find(|c| is_forbidden_in_name(*c)) {
+            let what = if bad.is_control() {
+                "a control character"
+            } else {
+                "a bidirectional formatting character"
+            };
+            return Err(self.invalid(format_args!(
+                "field `{key}` contains {what} (U+{:04X})",
+                u32::from(bad)
+            )));
+        }
+        Ok(name.to_owned())
     }
 
     /// A boolean field.
@@ -204,6 +245,46 @@ mod tests {
         assert!(!err.contains("79041530777"), "{err}");
         let err = doc.bool("declared_dead").unwrap_err().to_string();
         assert!(err.contains("missing field `declared_dead`"), "{err}");
+    }
+
+    #[test]
+    fn raw_text_keeps_strings_and_spells_out_other_values() {
+        let value = json!({"s": "0707", "n": 70740739532u64, "x": null});
+        let doc = Doc::new("legal_entities", "rename", &value).unwrap();
+        assert_eq!(doc.raw_text("s").unwrap(), "0707");
+        assert_eq!(doc.raw_text("n").unwrap(), "70740739532");
+        assert_eq!(doc.raw_text("x").unwrap(), "null");
+        assert!(doc.raw_text("missing").is_err());
+    }
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_refused() {
+        let value = json!({
+            "ok": "ТОО «Жаңа Технологиялар» (Астана) — O'Brien & Co.",
+            "esc": "Серік \u{1b}[31mАхметов",
+            "crlf": "ТОО\r\nX-Injected: 1",
+            "rlo": "ТОО \u{202E}вокемхА",
+            "isolate": "ТОО \u{2067}x\u{2069}",
+            "blank": "  ",
+        });
+        let doc = Doc::new("legal_entities", "organization", &value).unwrap();
+        assert!(doc.name("ok").is_ok());
+        for key in ["esc", "crlf", "rlo", "isolate", "blank"] {
+            let err = doc.name(key).unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{err}");
+        }
+        assert!(
+            doc.name("esc")
+                .unwrap_err()
+                .to_string()
+                .contains("control character (U+001B)")
+        );
+        assert!(
+            doc.name("rlo")
+                .unwrap_err()
+                .to_string()
+                .contains("bidirectional")
+        );
     }
 
     #[test]

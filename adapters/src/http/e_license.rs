@@ -85,7 +85,7 @@ fn decode_permit(
         permit_id: doc.string("permit_id")?,
         bin: doc.expect_bin("bin", bin)?,
         service: doc.string("service")?,
-        holder_name: doc.string("holder_name")?,
+        holder_name: doc.name("holder_name")?,
         status,
     })
 }

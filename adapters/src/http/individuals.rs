@@ -27,7 +27,7 @@ impl Individuals for HttpIndividuals {
         let doc = Doc::new(self.inner.system(), "person", &body)?;
         Ok(Some(Person {
             iin: doc.expect_iin("iin", iin)?,
-            name: doc.string("name")?,
+            name: doc.name("name")?,
             residence_abroad: doc.bool("residence_abroad")?,
             incapacitated: doc.bool("incapacitated")?,
             imprisoned: doc.bool("imprisoned")?,

@@ -12,7 +12,8 @@
 //!   is not JSON or is too large), at most [`RetryPolicy::max_attempts`] attempts in all, with exponential
 //!   backoff and full jitter. A `429` is retried no sooner than its `Retry-After` says; when that is longer
 //!   than [`RetryPolicy::max_backoff`] the call gives up at once with a transient error, and the orchestrator
-//!   tries again at a later tick. Writes carry an `Idempotency-Key` header, the same on every attempt, so a
+//!   tries again at a later tick. (A `Retry-After` on a `5xx` is not waited for: docs/API.md promises it on
+//!   `429` only, and the usual backoff already spaces the retries.) Writes carry an `Idempotency-Key` header, the same on every attempt, so a
 //!   retried write is applied once.
 //! - **Bounded bodies.** Bodies are read chunk by chunk and abandoned once they pass
 //!   [`HttpSettings::max_body_bytes`] (a transient "response too large"): a runaway upstream cannot make us

@@ -53,7 +53,8 @@ impl SmsGateway for HttpSmsGateway {
                 let reply = Doc::new(system, format!("replies[{i}]"), item)?;
                 Ok(InboundSms {
                     message_id: reply.string("message_id")?,
-                    from: reply.string("from")?,
+                    // Kept raw like the rename BIN: the orchestrator judges the number.
+                    from: reply.raw_text("from")?,
                     text: reply.string("text")?,
                     received_at: reply.time("received_at")?,
                 })

@@ -543,9 +543,17 @@ fn an_ending_says_why_without_personal_data() {
 // recheck
 // ---------------------------------------------------------------------------------------------------------
 
+/// A sentence, the civil record, the individuals record and the reason expected.
+type RecheckRow = (
+    &'static str,
+    Option<CivilRecord>,
+    Option<Person>,
+    Option<Reason>,
+);
+
 #[test]
 fn the_recheck_finds_the_first_criterion_that_now_applies() {
-    let rows: Vec<(&str, Option<CivilRecord>, Option<Person>, Option<Reason>)> = vec![
+    let rows: Vec<RecheckRow> = vec![
         (
             "no record anywhere keeps the head eligible",
             None,

@@ -41,8 +41,8 @@ pub struct Trace {
 pub struct SmsPreview {
     /// Masked number.
     pub to: String,
-    /// When it would go (now, or the next opening of the SMS window).
-    pub at: DateTime<Utc>,
+    /// When it would go (now, or the next opening of the SMS window), in the configured local zone.
+    pub at: DateTime<chrono::FixedOffset>,
     /// The exact text.
     pub text: String,
     /// `GSM-7` or `UCS-2`.
@@ -105,7 +105,10 @@ pub async fn trace(
                 "eligible head with a usable number: the re-issue would be offered by SMS".into();
             trace.sms = Some(SmsPreview {
                 to: offer.phone.masked(),
-                at: window.next_open(now),
+                at: window
+                    .next_open(now)
+                    .with_timezone(&window.tz)
+                    .fixed_offset(),
                 text: text.to_owned(),
                 encoding: enc.name,
                 units: enc.units,

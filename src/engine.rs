@@ -637,7 +637,12 @@ impl Engine {
                 let delay = case::retry_delay(row.retries as u32);
                 next.retries += 1;
                 next.due_at = Some(ms(now + delay));
-                debug!(case = row.id, system, "transient failure; retrying later");
+                info!(
+                    case = row.id,
+                    system,
+                    retry_in_s = delay.as_secs(),
+                    "transient failure; the case retries later"
+                );
                 events.push(NewEvent::new(
                     "transient",
                     json!({"system": system, "detail": detail, "retry_in_s": delay.as_secs()}),
@@ -764,7 +769,7 @@ impl Engine {
                         system: "store",
                         detail: "case has no valid phone".into(),
                     })?;
-                let key = IdempotencyKey(format!("{}:sms:{attempt}", row.case_key));
+                let key = IdempotencyKey::for_step(&row.case_key, &format!("sms:{attempt}"));
                 let text = crate::sms::offer_text(self.config.sms_language);
                 let sent = self.systems.sms.send(&key, &phone, text).await?;
                 next.attempt = i64::from(attempt);
@@ -831,7 +836,7 @@ impl Engine {
             next.end(&ending, now);
             return Ok(self.change(next, vec![NewEvent::new("ended", json!(ending))], vec![]));
         }
-        let key = IdempotencyKey(format!("{}:consent", row.case_key));
+        let key = IdempotencyKey::for_step(&row.case_key, "consent");
         let receipt = self
             .systems
             .consent
@@ -869,7 +874,7 @@ impl Engine {
             next.advance(Stage::WritingBack, Some(now));
             return Ok(self.change(next, vec![], vec![]));
         };
-        let key = IdempotencyKey(format!("{}:reissue:{permit_id}", row.case_key));
+        let key = IdempotencyKey::for_step(&row.case_key, &format!("reissue:{permit_id}"));
         let permit = self
             .systems
             .e_license
@@ -900,7 +905,7 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<CaseChange, AdapterError> {
         let (bin, head) = (Self::bin(row)?, Self::head(row)?);
-        let key = IdempotencyKey(format!("{}:sdu", row.case_key));
+        let key = IdempotencyKey::for_step(&row.case_key, "sdu");
         let record = SduRecord {
             case_id: row.id,
             bin,

@@ -18,9 +18,10 @@ pub const TRUSTED_SOFTWARE_SERVICE: &str = "trusted_software_register";
 pub struct IdempotencyKey(pub String);
 
 impl IdempotencyKey {
-    /// The key for one step of one case, e.g. `case-42:sms:1`.
-    pub fn for_step(case_id: i64, step: &str) -> Self {
-        Self(format!("case-{case_id}:{step}"))
+    /// The key for one step of one case, e.g. `190540043216-1793527200000:sms:1`: the case key is derived
+    /// from the rename itself, so the key survives restarts and even a re-created database.
+    pub fn for_step(case_key: &str, step: &str) -> Self {
+        Self(format!("{case_key}:{step}"))
     }
 }
 

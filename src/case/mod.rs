@@ -479,7 +479,7 @@ pub fn retry_delay(retries: u32) -> Duration {
 /// The idempotency-key prefix of a case: derived from the rename itself, so that re-ingesting the same
 /// rename (even into a new database) cannot repeat a write.
 pub fn case_key(bin_raw: &str, rename_at: DateTime<Utc>) -> String {
-    format!("{bin_raw}-{}", rename_at.timestamp())
+    format!("{bin_raw}-{}", rename_at.timestamp_millis())
 }
 
 #[cfg(test)]

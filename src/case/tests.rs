@@ -924,31 +924,37 @@ fn transient_failures_back_off_1_2_4_8_then_every_15_minutes() {
 }
 
 #[test]
-fn the_case_key_is_the_bin_and_the_rename_instant_in_unix_seconds() {
+fn the_case_key_is_the_bin_and_the_rename_instant_in_unix_milliseconds() {
     let rows = vec![
         (
             "a rename at 15:00 Almaty",
             BIN,
             "2026-11-01T15:00:00+05:00",
-            "201140000017-1793527200",
+            "201140000017-1793527200000",
         ),
         (
             "the same instant written in UTC gives the same key",
             BIN,
             "2026-11-01T10:00:00Z",
-            "201140000017-1793527200",
+            "201140000017-1793527200000",
         ),
         (
             "another rename of the same organisation gives another key",
             BIN,
             "2026-11-01T10:00:00+05:00",
-            "201140000017-1793509200",
+            "201140000017-1793509200000",
+        ),
+        (
+            "two renames within one second still get two keys",
+            BIN,
+            "2026-11-01T10:00:00.250+05:00",
+            "201140000017-1793509200250",
         ),
         (
             "a BIN that fails validation is kept as the registry sent it",
             "20114000001X",
             "2026-11-01T10:00:00+05:00",
-            "20114000001X-1793509200",
+            "20114000001X-1793509200000",
         ),
     ];
     for (sentence, bin_raw, rename_at, expected) in rows {

@@ -192,12 +192,12 @@ impl SystemClient {
                 return (Err(failure.error), attempt);
             }
             if attempt >= max_attempts {
-                tracing::warn!(op, attempt, error = %failure.error, "transient failure; giving up");
+                tracing::debug!(op, attempt, error = %failure.error, "transient failure; giving up");
                 return (Err(self.exhausted(failure.error, attempt)), attempt);
             }
             let wait = match failure.retry_after {
                 Some(asked) if asked > policy.max_backoff => {
-                    tracing::warn!(
+                    tracing::debug!(
                         op,
                         attempt,
                         retry_after_s = asked.as_secs(),
@@ -208,7 +208,7 @@ impl SystemClient {
                 Some(asked) => asked,
                 None => full_jitter(policy.backoff_ceiling(attempt)),
             };
-            tracing::info!(op, attempt, wait_ms = wait.as_millis() as u64, error = %failure.error, "transient failure; retrying");
+            tracing::debug!(op, attempt, wait_ms = wait.as_millis() as u64, error = %failure.error, "transient failure; retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

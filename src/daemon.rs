@@ -17,6 +17,9 @@ use crate::engine::{Engine, IngestMode};
 /// Runs until a shutdown signal.
 pub async fn run(engine: Arc<Engine>) -> Result<()> {
     let shutdown = CancellationToken::new();
+    // Listen for the signals first, synchronously: from here on SIGTERM means a clean stop, never the default
+    // action (death by signal), however long the scheduler and the API take to start.
+    let signals = Signals::listen()?;
     let nightly = Arc::new(Notify::new());
 
     let mut scheduler = JobScheduler::new()
@@ -40,11 +43,11 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
         humantime::format_duration(engine.config.tick)
     );
 
-    let signals = shutdown.clone();
+    let cancel = shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.recv().await;
         info!("shutdown requested");
-        signals.cancel();
+        cancel.cancel();
     });
 
     let mut tick = tokio::time::interval(engine.config.tick);
@@ -71,18 +74,37 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, registered when created (not when first awaited).
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+                terminate: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -179,7 +179,7 @@ async fn absent_records_are_none() {
     assert_eq!(mobile.number(&unknown).await.unwrap(), None);
     let reissue = elicense
         .reissue(
-            &IdempotencyKey::for_step(1, "reissue:X"),
+            &IdempotencyKey::for_step("case-1", "reissue:X"),
             "KZ-NOPE",
             &bin(),
             "N",
@@ -263,7 +263,7 @@ async fn the_rename_feed_pages_with_its_cursor_and_keeps_a_numeric_bin_as_text()
 async fn a_repeated_sms_key_returns_the_first_acceptance_and_sends_once() {
     let (mock, base) = serve().await;
     let sms = HttpSmsGateway::new(settings(&base, "sms")).unwrap();
-    let key = IdempotencyKey::for_step(1, "sms:1");
+    let key = IdempotencyKey::for_step("case-1", "sms:1");
     let to = Msisdn::parse(PHONE).unwrap();
 
     let first = sms.send(&key, &to, "Құрметті ... 1 ... 2").await.unwrap();
@@ -303,7 +303,7 @@ async fn replies_arrive_through_the_feed() {
 async fn a_repeated_reissue_key_returns_the_first_result() {
     let (mock, base) = serve().await;
     let elicense = HttpELicense::new(settings(&base, "e_license")).unwrap();
-    let key = IdempotencyKey::for_step(2, "reissue:KZ-TS-0001");
+    let key = IdempotencyKey::for_step("case-2", "reissue:KZ-TS-0001");
 
     let first = elicense
         .reissue(&key, "KZ-TS-0001", &bin(), "ТОО «Жаңа Технологиялар»")
@@ -336,7 +336,7 @@ async fn a_reissue_of_a_revoked_permit_is_rejected() {
 
     let result = elicense
         .reissue(
-            &IdempotencyKey::for_step(2, "reissue:KZ-TS-0002"),
+            &IdempotencyKey::for_step("case-2", "reissue:KZ-TS-0002"),
             "KZ-TS-0002",
             &bin(),
             "N",
@@ -354,8 +354,8 @@ async fn consent_and_sdu_writes_happen_once_per_key() {
     let (mock, base) = serve().await;
     let consent = HttpConsentService::new(settings(&base, "consent")).unwrap();
     let sdu = HttpSdu::new(settings(&base, "sdu")).unwrap();
-    let consent_key = IdempotencyKey::for_step(4, "consent");
-    let sdu_key = IdempotencyKey::for_step(4, "sdu");
+    let consent_key = IdempotencyKey::for_step("case-4", "consent");
+    let sdu_key = IdempotencyKey::for_step("case-4", "sdu");
     let record = SduRecord {
         case_id: 4,
         bin: bin(),
@@ -532,7 +532,7 @@ async fn a_write_whose_answer_was_garbled_is_retried_and_applied_once() {
 
     let sent = sms
         .send(
-            &IdempotencyKey::for_step(5, "sms:1"),
+            &IdempotencyKey::for_step("case-5", "sms:1"),
             &Msisdn::parse(PHONE).unwrap(),
             "t",
         )

@@ -317,7 +317,7 @@ async fn a_reissue_posts_the_new_name_with_the_idempotency_key() {
         .mount(&server)
         .await;
     let client = HttpELicense::new(settings(&server, "e_license")).unwrap();
-    let key = IdempotencyKey::for_step(7, "reissue:KZ-TS-0001");
+    let key = IdempotencyKey::for_step("case-7", "reissue:KZ-TS-0001");
 
     let permit = client
         .reissue(&key, "KZ-TS-0001", &bin(), "ТОО «Жаңа»")
@@ -340,7 +340,7 @@ async fn a_permit_id_is_percent_encoded_in_the_path() {
     let client = HttpELicense::new(settings(&server, "e_license")).unwrap();
 
     let result = client
-        .reissue(&IdempotencyKey::for_step(1, "r"), "KZ/TS 1", &bin(), "N")
+        .reissue(&IdempotencyKey::for_step("case-1", "r"), "KZ/TS 1", &bin(), "N")
         .await;
 
     assert!(
@@ -369,7 +369,7 @@ async fn a_422_on_a_reissue_is_a_rejection_with_its_message_masked() {
     let client = HttpELicense::new(settings(&server, "e_license")).unwrap();
 
     let result = client
-        .reissue(&IdempotencyKey::for_step(1, "r"), "KZ-TS-0001", &bin(), "N")
+        .reissue(&IdempotencyKey::for_step("case-1", "r"), "KZ-TS-0001", &bin(), "N")
         .await;
 
     match result {
@@ -606,7 +606,7 @@ async fn an_sms_is_posted_with_its_idempotency_key() {
 
     let sent = client
         .send(
-            &IdempotencyKey::for_step(3, "sms:1"),
+            &IdempotencyKey::for_step("case-3", "sms:1"),
             &Msisdn::parse(PHONE).unwrap(),
             "Құрметті 1 немесе 2",
         )
@@ -693,7 +693,7 @@ async fn consent_is_posted_with_iin_bin_and_purpose() {
 
     let receipt = client
         .record(
-            &IdempotencyKey::for_step(3, "consent"),
+            &IdempotencyKey::for_step("case-3", "consent"),
             &iin(),
             &bin(),
             "permit_reissue",
@@ -730,7 +730,7 @@ async fn the_sdu_record_is_posted_with_its_idempotency_key() {
     };
 
     let receipt = client
-        .write_back(&IdempotencyKey::for_step(3, "sdu"), &record)
+        .write_back(&IdempotencyKey::for_step("case-3", "sdu"), &record)
         .await
         .unwrap();
 
@@ -1010,7 +1010,7 @@ async fn a_write_keeps_its_idempotency_key_on_every_retry() {
 
     let sent = client
         .send(
-            &IdempotencyKey::for_step(9, "sms:2"),
+            &IdempotencyKey::for_step("case-9", "sms:2"),
             &Msisdn::parse(PHONE).unwrap(),
             "t",
         )

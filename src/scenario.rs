@@ -174,7 +174,9 @@ async fn run(
     config.base_url = format!("http://{addr}");
     config.concurrency = 1;
     // Retries happen in simulated time (the case back-off), not by sleeping inside one tick.
-    let systems = Systems::http(&config, |s| s.retry = adapters::http::RetryPolicy::no_retries())?;
+    let systems = Systems::http(&config, |s| {
+        s.retry = adapters::http::RetryPolicy::no_retries()
+    })?;
     let store = Store::open(db_url).await?;
     let clock = ManualClock::new(start);
     let engine = Engine::new(store, systems, Arc::new(clock.clone()), config.clone())?;

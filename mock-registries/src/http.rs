@@ -16,8 +16,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use crate::scenario::{FaultMode, PermitStatus, SystemName};
@@ -71,6 +71,26 @@ type ApiResult = Result<Response, ApiError>;
 
 fn ok(value: impl serde::Serialize) -> ApiResult {
     Ok(Json(value).into_response())
+}
+
+/// An identifier in a request body: a string or a number, kept as sent (never validated further).
+fn raw_id<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let v = Value::deserialize(d)?;
+    if v.is_string() || v.is_number() {
+        Ok(v)
+    } else {
+        Err(D::Error::custom("expected a string or a number"))
+    }
+}
+
+/// A list of identifiers, each as [`raw_id`].
+fn raw_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    let list = Vec::<Value>::deserialize(d)?;
+    if list.iter().all(|v| v.is_string() || v.is_number()) {
+        Ok(list)
+    } else {
+        Err(D::Error::custom("expected strings or numbers"))
+    }
 }
 
 fn parse_body<B: DeserializeOwned>(body: &[u8]) -> Result<B, ApiError> {
@@ -204,15 +224,21 @@ async fn fault_layer(
 
 // ---- reads -------------------------------------------------------------------------------------------
 
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn page_params(q: &HashMap<String, String>) -> Result<(u64, u64), ApiError> {
     let offset =
         parse_cursor(q.get("cursor").map(String::as_str)).map_err(ApiError::bad_request)?;
     let limit = match q.get("limit") {
         None => DEFAULT_PAGE,
-        Some(l) => l
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("limit `{l}` is not a whole number")))?
-            .clamp(1, MAX_PAGE),
+        Some(l) if is_digits(l) => l.parse::<u64>().unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE),
+        Some(l) => {
+            return Err(ApiError::bad_request(format!(
+                "limit `{l}` is not a whole number"
+            )));
+        }
     };
     Ok((offset, limit))
 }
@@ -342,8 +368,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(key.to_string())
 }
 
-/// Runs one write at most once per `(system, key)`: a repeated key gets the first successful answer
-/// unchanged and writes nothing. Failed attempts (4xx) are not remembered. The check and the write happen
+/// Runs one write at most once per `(system, key)`: a repeated key (with a well-formed body) gets the first
+/// successful answer unchanged and writes nothing. Failed attempts (4xx) are not remembered. The check and the write happen
 /// under one lock, so two concurrent requests with the same key cannot both write.
 fn idempotent<B: DeserializeOwned>(
     mock: &Mock,
@@ -353,12 +379,13 @@ fn idempotent<B: DeserializeOwned>(
     write: impl FnOnce(&mut Data, &Base, DateTime<Utc>, &str, B) -> Result<Value, ApiError>,
 ) -> ApiResult {
     let key = idempotency_key(headers)?;
+    // A malformed body is refused even on a replay: a real client retries with the same body.
+    let request: B = parse_body(body)?;
     let now = mock.now();
     let mut data = mock.write();
     if let Some(first) = data.idempotent.get(&(system, key.clone())) {
         return ok(first);
     }
-    let request: B = parse_body(body)?;
     let answer = write(&mut data, mock.base(), now, &key, request)?;
     data.idempotent.insert((system, key), answer.clone());
     ok(answer)
@@ -366,6 +393,7 @@ fn idempotent<B: DeserializeOwned>(
 
 #[derive(Deserialize)]
 struct ReissueBody {
+    #[serde(deserialize_with = "raw_id")]
     bin: Value,
     holder_name: String,
 }
@@ -445,7 +473,9 @@ async fn sms_send(State(mock): State<Mock>, headers: HeaderMap, body: Bytes) -> 
 
 #[derive(Deserialize)]
 struct ConsentBody {
+    #[serde(deserialize_with = "raw_id")]
     iin: Value,
+    #[serde(deserialize_with = "raw_id")]
     bin: Value,
     purpose: String,
 }
@@ -473,10 +503,14 @@ async fn consent_record(State(mock): State<Mock>, headers: HeaderMap, body: Byte
 
 #[derive(Deserialize)]
 struct SduBody {
+    #[serde(deserialize_with = "raw_id")]
     case_id: Value,
+    #[serde(deserialize_with = "raw_id")]
     bin: Value,
     new_name: String,
+    #[serde(deserialize_with = "raw_id")]
     head_iin: Value,
+    #[serde(deserialize_with = "raw_ids")]
     permit_ids: Vec<Value>,
 }
 
@@ -508,6 +542,7 @@ async fn sdu_record(State(mock): State<Mock>, headers: HeaderMap, body: Bytes) -
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplyBody {
+    #[serde(deserialize_with = "raw_id")]
     from: Value,
     text: String,
 }
@@ -575,6 +610,7 @@ async fn control_clock_set(State(mock): State<Mock>, body: Bytes) -> ApiResult {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RenameBody {
+    #[serde(deserialize_with = "raw_id")]
     bin: Value,
     to: String,
     #[serde(default)]

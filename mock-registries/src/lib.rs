@@ -349,12 +349,14 @@ impl Mock {
     }
 }
 
-/// Parses a feed cursor: absent or empty = the start; otherwise a decimal offset.
+/// Parses a feed cursor: absent or empty = the start; otherwise a decimal offset (one past the end of any
+/// feed, however large, simply gives an empty page).
 pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<u64, String> {
     match cursor {
         None | Some("") => Ok(0),
-        Some(c) => c
-            .parse::<u64>()
-            .map_err(|_| format!("cursor `{c}` is not one this feed issued")),
+        Some(c) if c.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(c.parse::<u64>().unwrap_or(u64::MAX))
+        }
+        Some(c) => Err(format!("cursor `{c}` is not one this feed issued")),
     }
 }

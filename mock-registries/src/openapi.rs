@@ -109,6 +109,12 @@ fn post_op(
     op
 }
 
+/// One branch of `UpdateRequest`: a system and a record of its shape.
+fn update_of(system: &str, record: &str) -> Value {
+    json!({ "type": "object", "required": ["system", "record"], "additionalProperties": false,
+            "properties": { "system": { "type": "string", "enum": [system] }, "record": schema_ref(record) } })
+}
+
 fn page_params() -> Vec<Value> {
     vec![
         query_param(
@@ -231,9 +237,31 @@ fn build() -> Value {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
         "RenameApplied": { "type": "object", "required": ["bin", "to", "at"], "properties": {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
-        "UpdateRequest": { "type": "object", "required": ["system", "record"], "additionalProperties": false, "properties": {
-            "system": schema_ref("SystemName"),
-            "record": { "type": "object", "description": "A record in the fixture shape of that system." } } },
+        "UpdateRequest": { "description": "A record in the fixture shape of its system (CONTRACT §6).", "oneOf": [
+            update_of("legal_entities", "LegalEntityRecord"), update_of("e_license", "PermitRecord"),
+            update_of("individuals", "PersonRecord"), update_of("civil_registry", "CivilRecordRecord"),
+            update_of("mobile_base", "MobileRecord") ] },
+        "LegalEntityRecord": { "type": "object", "required": ["bin", "name"], "additionalProperties": false, "properties": {
+            "bin": schema_ref("RawId"), "name": { "type": "string" },
+            "status": { "type": "string", "enum": ["active", "liquidated"] },
+            "first_head": { "anyOf": [ { "type": "string", "nullable": true }, { "type": "number" } ] },
+            "renames": { "type": "array", "items": { "type": "object", "required": ["at", "from"],
+                "additionalProperties": false,
+                "properties": { "at": date_time, "from": { "type": "string" } } } } } },
+        "PermitRecord": { "type": "object", "required": ["permit_id", "bin", "service", "holder_name"],
+            "additionalProperties": false, "properties": {
+            "permit_id": { "type": "string" }, "bin": schema_ref("RawId"), "service": { "type": "string" },
+            "holder_name": { "type": "string" },
+            "status": { "type": "string", "enum": ["active", "revoked"] } } },
+        "PersonRecord": { "type": "object", "required": ["iin"], "additionalProperties": false, "properties": {
+            "iin": schema_ref("RawId"), "name": { "type": "string" },
+            "residence_abroad": { "type": "boolean" }, "incapacitated": { "type": "boolean" },
+            "imprisoned": { "type": "boolean" } } },
+        "CivilRecordRecord": { "type": "object", "required": ["iin"], "additionalProperties": false, "properties": {
+            "iin": schema_ref("RawId"), "deceased": { "type": "boolean" },
+            "declared_dead": { "type": "boolean" }, "declared_missing": { "type": "boolean" } } },
+        "MobileRecord": { "type": "object", "required": ["iin", "phone"], "additionalProperties": false,
+            "properties": { "iin": schema_ref("RawId"), "phone": schema_ref("RawId") } },
         "CallCounts": { "type": "object", "additionalProperties": { "type": "integer" } },
     });
 

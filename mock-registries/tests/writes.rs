@@ -289,3 +289,45 @@ async fn an_sms_is_accepted_then_delivered_once_the_clock_moves_on() {
     );
     assert_eq!(get(&c, &format!("{base}/sms/messages/m-9")).await.0, 404);
 }
+
+#[tokio::test]
+async fn identifiers_in_a_write_must_be_strings_or_numbers_even_on_a_replay() {
+    let mock = fixture_mock();
+    let base = serve(&mock).await;
+    let c = reqwest::Client::new();
+    let good = json!({"iin": 790415307770u64, "bin": "190540043216", "purpose": "p"});
+    let (s, _) = post(&c, &format!("{base}/consent/consents"), Some("k"), &good).await;
+    assert_eq!(s, 200, "a number is kept as sent");
+    let bad = json!({"iin": {}, "bin": "190540043216", "purpose": "p"});
+    let (s, _) = post(&c, &format!("{base}/consent/consents"), Some("k"), &bad).await;
+    assert_eq!(s, 400);
+    let (s, _) = post(
+        &c,
+        &format!("{base}/_control/sms/reply"),
+        None,
+        &json!({"from": [], "text": "1"}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert_eq!(mock.state().consents.len(), 1);
+    assert_eq!(mock.state().consents[0].iin, json!(790415307770u64));
+}
+
+#[tokio::test]
+async fn a_cursor_or_limit_beyond_any_feed_gives_an_empty_or_capped_page() {
+    let base = serve(&fixture_mock()).await;
+    let c = reqwest::Client::new();
+    let (s, page) = get(
+        &c,
+        &format!("{base}/sms/replies?cursor=99999999999999999999999&limit=99999999999999999999"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(page["replies"], json!([]));
+    let (s, _) = get(
+        &c,
+        &format!("{base}/legal_entities/renames?cursor=99999999999999999999999"),
+    )
+    .await;
+    assert_eq!(s, 200);
+}

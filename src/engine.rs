@@ -615,8 +615,15 @@ impl Engine {
             row = change.row;
             row.version = version + 1;
             row.last_hash = last_hash;
-            let waits =
-                row.due_at.is_none_or(|d| d > ms(now)) || row.status != "open" || self.stopping();
+            // A case just checked goes back to the due list instead of straight on to its offer: every case
+            // of this batch is then queued before any of them takes a phone's offer slot, so that of two
+            // organisations of one head the earlier rename gets the first offer even when the later one's
+            // checks finish first (`take_offer_slot` orders queued cases, not cases still being checked).
+            let just_checked = stage == Stage::Checking;
+            let waits = just_checked
+                || row.due_at.is_none_or(|d| d > ms(now))
+                || row.status != "open"
+                || self.stopping();
             if waits {
                 return Ok(());
             }

@@ -481,6 +481,13 @@ impl Data {
         record: serde_json::Map<String, Value>,
         now: DateTime<Utc>,
     ) -> Result<(), String> {
+        for (field, v) in &record {
+            let id_field = matches!(field.as_str(), "bin" | "iin" | "phone" | "first_head");
+            let allowed = v.is_string() || v.is_number() || (field == "first_head" && v.is_null());
+            if id_field && !allowed {
+                return Err(format!("`{field}` must be a string or a number"));
+            }
+        }
         let value = Value::Object(record);
         match system {
             SystemName::LegalEntities => {

@@ -230,6 +230,14 @@ async fn an_update_replaces_a_record_or_adds_one_in_each_registry() {
     );
     assert!(
         mock.update(
+            SystemName::MobileBase,
+            record(json!({"iin": {}, "phone": "1"}))
+        )
+        .is_err(),
+        "an identifier is a string or a number"
+    );
+    assert!(
+        mock.update(
             SystemName::CivilRegistry,
             record(json!({"iin": "1", "dead": true}))
         )

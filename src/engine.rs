@@ -372,24 +372,16 @@ impl Engine {
         if slot <= last_at {
             return Ok(None);
         }
-        // Claim the slot first, so that of several workers only one ingests; give it back on failure so
-        // that a later tick retries.
-        if !self
-            .store
+        // Ingest first, then mark the slot done: a worker killed in between (or whose ingest fails) leaves
+        // the slot due, so the next tick or start ingests it (a slot claimed before ingesting would stay
+        // claimed by a killed worker until the next night). The ingest is idempotent (one case per rename,
+        // the cursor moves in the same transaction), so several workers ingesting one slot open nothing
+        // twice; the swap only moves the mark forward.
+        let report = self.ingest().await?;
+        self.store
             .swap_meta(LAST_INGEST_SLOT, Some(&last_text), &slot.to_rfc3339())
-            .await?
-        {
-            return Ok(None);
-        }
-        match self.ingest().await {
-            Ok(report) => Ok(Some(report)),
-            Err(e) => {
-                self.store
-                    .swap_meta(LAST_INGEST_SLOT, Some(&slot.to_rfc3339()), &last_text)
-                    .await?;
-                Err(e)
-            }
-        }
+            .await?;
+        Ok(Some(report))
     }
 
     /// The next scheduled ingest instant after `now`.

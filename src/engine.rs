@@ -42,6 +42,8 @@ pub const RENAMES_CURSOR: &str = "renames_cursor";
 pub const REPLIES_CURSOR: &str = "replies_cursor";
 /// Meta key of the last nightly ingest slot done (RFC 3339).
 pub const LAST_INGEST_SLOT: &str = "last_ingest_slot";
+/// Meta key of the claim on a nightly slot being ingested (`slot|wall-clock expiry ms`).
+pub const INGEST_CLAIM: &str = "ingest_claim";
 /// What the consent is for, as sent to the consent service.
 pub const CONSENT_PURPOSE: &str = "reissue_of_trusted_software_register_permit";
 
@@ -372,16 +374,43 @@ impl Engine {
         if slot <= last_at {
             return Ok(None);
         }
-        // Ingest first, then mark the slot done: a worker killed in between (or whose ingest fails) leaves
-        // the slot due, so the next tick or start ingests it (a slot claimed before ingesting would stay
-        // claimed by a killed worker until the next night). The ingest is idempotent (one case per rename,
-        // the cursor moves in the same transaction), so several workers ingesting one slot open nothing
-        // twice; the swap only moves the mark forward.
-        let report = self.ingest().await?;
-        self.store
-            .swap_meta(LAST_INGEST_SLOT, Some(&last_text), &slot.to_rfc3339())
-            .await?;
-        Ok(Some(report))
+        // One worker ingests a slot: it claims it with a lease on the wall clock (`lease`), ingests, then
+        // marks the slot done. A worker killed in between leaves the slot due, and its claim expires after
+        // the lease, so the next tick or start ingests it (catch-up is never skipped). The ingest itself is
+        // idempotent (one case per rename, the cursor moves in the same transaction), so even two workers
+        // overlapping after an expired lease open nothing twice.
+        let wall = ms(SystemClock.now());
+        let claim = self.store.meta(INGEST_CLAIM).await?;
+        let held = claim
+            .as_deref()
+            .and_then(|c| c.split_once('|'))
+            .is_some_and(|(claimed_slot, expiry)| {
+                claimed_slot == slot.to_rfc3339() && expiry.parse::<i64>().is_ok_and(|e| e > wall)
+            });
+        if held {
+            return Ok(None);
+        }
+        let mine = format!(
+            "{}|{}",
+            slot.to_rfc3339(),
+            wall + self.config.lease.as_millis() as i64
+        );
+        if !self
+            .store
+            .swap_meta(INGEST_CLAIM, claim.as_deref(), &mine)
+            .await?
+        {
+            return Ok(None);
+        }
+        let report = self.ingest().await;
+        if report.is_ok() {
+            self.store
+                .swap_meta(LAST_INGEST_SLOT, Some(&last_text), &slot.to_rfc3339())
+                .await?;
+        }
+        // Give the claim up either way: done, or free for the next tick to retry.
+        self.store.swap_meta(INGEST_CLAIM, Some(&mine), "").await?;
+        report.map(Some)
     }
 
     /// The next scheduled ingest instant after `now`.

@@ -68,6 +68,9 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Benchmark: the whole process for N synthetic organisations against `mock-registries` run as a
+    /// separate process, on a fresh database, in simulated time (docs/BENCHMARKS.md).
+    Bench(sdu::bench::BenchArgs),
     /// Integrity of the stored history.
     Audit {
         #[command(subcommand)]
@@ -108,7 +111,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("sdu: cannot start the async runtime: {e}");
@@ -328,6 +334,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Bench(args) => {
+            let report = sdu::bench::run(args, cli.database.as_deref(), config).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
             command: AuditCommand::Verify,

@@ -1,0 +1,978 @@
+//! `sdu bench`: the whole process for N synthetic organisations, measured (docs/BENCHMARKS.md).
+//!
+//! The benchmark starts `mock-registries --synthetic N --seed S` as a separate process (the binary next to
+//! this one, or `--mock-bin`), opens a fresh database (a temporary SQLite file unless `--database` names
+//! one; for `postgres://…` a new database on that server, dropped afterwards), and drives the real engine
+//! in-process on simulated time: the engine's [`ManualClock`] and the mock's `POST /_control/clock` move
+//! together. The timeline, in Asia/Almaty time (the synthetic renames fall in the 24 hours before
+//! 2026-11-02 00:00):
+//!
+//! | phase | instant | what happens |
+//! |---|---|---|
+//! | `ingest` | day 1, 02:00 | the nightly ingest reads the whole rename feed |
+//! | `checks` | day 1, 02:00 | every case is checked; the ones to offer wait for the SMS window |
+//! | `offers` | day 1, 09:00 | the first SMS of every queued case |
+//! | `replies→reissue` | day 1, 09:30 | replies posted through `POST /_control/sms/reply`, read, matched; consent, re-issue, SDU; offers of heads freed meanwhile, and their replies |
+//! | `reminders` | day 4 | every instant at which something is due, until six days after the offers |
+//! | `expiry` | day 7 on | expiries, and the later offers of heads shared by several organisations, until no case is open |
+//!
+//! Each head answers deterministically by the case key: "1" for 75 %, "2" for 10 %, silence for 15 %.
+//!
+//! It prints cases/s, upstream calls/s, p50/p99 latency per external system (from the adapters'
+//! [`CallStats`]), the orchestrator's peak RSS (`VmHWM`), the wall time of each phase, the highest request
+//! rate each system saw in any one-second window (sampled on the mock's `/_control/calls` every 100 ms),
+//! and the mock's raw capacity on one endpoint (`wrk` if installed, else an in-process client loop), with
+//! the orchestrator's calls/s as a fraction of it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters::http::{
+    CallStats, HttpCivilRegistry, HttpConsentService, HttpELicense, HttpIndividuals,
+    HttpLegalEntities, HttpMobileBase, HttpSdu, HttpSmsGateway,
+};
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::clock::ManualClock;
+use crate::config::{Config, SYSTEMS};
+use crate::engine::{Engine, Systems};
+use crate::store::{Store, from_ms, ms};
+
+/// Options of `sdu bench` (the global `--database` and `--config` apply too).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Organisations in the synthetic world.
+    #[arg(long, default_value_t = 10_000)]
+    pub n: u64,
+    /// Seed of the synthetic world.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Inject a `slow` fault of this many milliseconds on every system.
+    #[arg(long, value_name = "MS")]
+    pub latency_ms: Option<u64>,
+    /// Requests per second allowed to each system (its `rate_limit` setting).
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate_limit: Option<u32>,
+    /// Cases advanced at once (the `concurrency` setting).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// The `mock-registries` binary (default: the one next to this binary).
+    #[arg(long, value_name = "FILE")]
+    pub mock_bin: Option<PathBuf>,
+    /// How long the mock's raw capacity is measured, in seconds (0 skips it).
+    #[arg(long, default_value_t = 5)]
+    pub capacity_secs: u64,
+    /// Keep the SQLite file (or PostgreSQL database) afterwards.
+    #[arg(long)]
+    pub keep_db: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Wall time and work of one phase.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// Phase name.
+    pub name: &'static str,
+    /// Wall time, seconds.
+    pub wall_s: f64,
+    /// Case steps recorded.
+    pub steps: u64,
+    /// Upstream calls made.
+    pub calls: u64,
+    /// Replies posted to the mock.
+    pub replies_posted: u64,
+    /// Calls per system.
+    pub per_system: BTreeMap<String, u64>,
+}
+
+impl PhaseReport {
+    /// The system called most in this phase, and its calls per second of the phase.
+    pub fn busiest(&self) -> Option<(&str, f64)> {
+        self.per_system
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .filter(|(_, n)| **n > 0 && self.wall_s > 0.0)
+            .map(|(s, n)| (s.as_str(), *n as f64 / self.wall_s))
+    }
+
+    fn add(&mut self, other: &PhaseReport) {
+        self.wall_s += other.wall_s;
+        self.steps += other.steps;
+        self.calls += other.calls;
+        self.replies_posted += other.replies_posted;
+        for (system, n) in &other.per_system {
+            *self.per_system.entry(system.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Figures of one external system.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemReport {
+    /// Calls (all attempts of one trait call count once).
+    pub calls: u64,
+    /// HTTP attempts.
+    pub attempts: u64,
+    /// Calls that ended in an error.
+    pub errors: u64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Highest rate in any one-second window, as the mock counted requests.
+    pub max_1s_rate: f64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Organisations.
+    pub n: u64,
+    /// Seed.
+    pub seed: u64,
+    /// `sqlite` or `postgres`.
+    pub backend: &'static str,
+    /// Engine concurrency.
+    pub concurrency: usize,
+    /// Injected latency.
+    pub latency_ms: Option<u64>,
+    /// Per-system rate limit.
+    pub rate_limit: Option<u32>,
+    /// Cases in the store at the end.
+    pub cases: i64,
+    /// Cases per second of the whole run.
+    pub cases_per_s: f64,
+    /// Upstream calls, all systems.
+    pub upstream_calls: u64,
+    /// Upstream calls per second of the whole run.
+    pub calls_per_s: f64,
+    /// Wall time of the run, phases summed, seconds.
+    pub wall_s: f64,
+    /// Phases in order.
+    pub phases: Vec<PhaseReport>,
+    /// Per system.
+    pub systems: BTreeMap<String, SystemReport>,
+    /// Peak resident memory of this process (the orchestrator), MiB.
+    pub peak_rss_mib: f64,
+    /// Peak resident memory of the mock process, MiB.
+    pub mock_peak_rss_mib: Option<f64>,
+    /// The mock's raw capacity on one endpoint: requests/s and how it was measured.
+    pub capacity: Option<(f64, String)>,
+    /// `calls_per_s / capacity`.
+    pub fraction_of_capacity: Option<f64>,
+    /// Outcome counts at the end.
+    pub outcomes: BTreeMap<String, i64>,
+}
+
+/// Runs the benchmark. `database` is the `--database` given, if any; `config` the loaded settings.
+pub async fn run(
+    args: &BenchArgs,
+    database: Option<&str>,
+    mut config: Config,
+) -> Result<BenchReport> {
+    let epoch = mock_registries::synthetic_epoch();
+    let t_ingest = epoch + chrono::Duration::hours(2);
+    let t_offers = epoch + chrono::Duration::hours(9);
+    let t_replies = t_offers + chrono::Duration::minutes(30);
+    let t_expiry = t_offers + chrono::Duration::hours(144);
+
+    let mock = MockProcess::start(&mock_bin(args)?, args.n, args.seed, t_ingest).await?;
+    let control = Control::new(&mock.base);
+    if let Some(delay) = args.latency_ms {
+        for system in SYSTEMS {
+            control.slow(system, delay).await?;
+        }
+    }
+    config.base_url = mock.base.clone();
+    if let Some(c) = args.concurrency {
+        config.concurrency = c.max(1);
+    }
+    if let Some(rate) = args.rate_limit {
+        for section in [
+            &mut config.legal_entities,
+            &mut config.e_license,
+            &mut config.individuals,
+            &mut config.civil_registry,
+            &mut config.mobile_base,
+            &mut config.sms,
+            &mut config.consent,
+            &mut config.sdu,
+        ] {
+            section.rate_limit = Some(rate);
+        }
+    }
+    let db = FreshDb::create(database).await?;
+    config.database_url = db.url.clone();
+    let measured = measure(
+        args,
+        &config,
+        &control,
+        [t_ingest, t_offers, t_replies, t_expiry],
+    )
+    .await;
+    let dropped = db.drop_unless(args.keep_db).await;
+    let mut report = measured?;
+    dropped?;
+    report.mock_peak_rss_mib = mock.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    if args.capacity_secs > 0 {
+        control.clear_faults().await?;
+        let capacity = measure_capacity(&control, Duration::from_secs(args.capacity_secs)).await?;
+        report.fraction_of_capacity = Some(report.calls_per_s / capacity.0);
+        report.capacity = Some(capacity);
+    }
+    mock.stop().await;
+    Ok(report)
+}
+
+/// The run itself, from the ingest to the last outcome.
+async fn measure(
+    args: &BenchArgs,
+    config: &Config,
+    control: &Control,
+    [t_ingest, t_offers, t_replies, t_expiry]: [DateTime<Utc>; 4],
+) -> Result<BenchReport> {
+    let stats: BTreeMap<&'static str, Arc<CallStats>> = SYSTEMS
+        .iter()
+        .map(|s| (*s, Arc::new(CallStats::new())))
+        .collect();
+    let systems = systems_with_stats(config, &stats)?;
+    let store = Store::open(&config.database_url).await?;
+    let clock = ManualClock::new(t_ingest);
+    let engine = Engine::new(store, systems, Arc::new(clock.clone()), config.clone())?;
+    let mut driver = Driver {
+        engine: &engine,
+        clock: &clock,
+        control,
+        reply_mark: 0,
+    };
+    let sampler = Sampler::start(control.clone());
+    let started = Instant::now();
+    let mut phases = Vec::new();
+
+    let meter = Meter::start(&stats);
+    engine.ingest().await?;
+    phases.push(meter.finish("ingest", 0, 0));
+
+    let meter = Meter::start(&stats);
+    let steps = engine.drain().await?;
+    phases.push(meter.finish("checks", steps, 0));
+
+    driver.set_time(t_offers).await?;
+    let meter = Meter::start(&stats);
+    let steps = engine.drain().await?;
+    phases.push(meter.finish("offers", steps, 0));
+
+    driver.set_time(t_replies).await?;
+    let meter = Meter::start(&stats);
+    let (steps, replies) = driver.answer_and_tick().await?;
+    phases.push(meter.finish("replies→reissue", steps, replies));
+
+    // From here the clock jumps to each instant at which a case is due, rounded up to the minute.
+    let mut reminders = PhaseReport::empty("reminders");
+    let mut expiry = PhaseReport::empty("expiry");
+    let mut now = t_replies;
+    let limit = t_ingest + chrono::Duration::days(60);
+    while let Some(due) = engine.store.next_due().await? {
+        let next = ceil_minute(from_ms(due)).max(now + chrono::Duration::minutes(1));
+        if next > limit {
+            tracing::warn!("cases still due after 60 simulated days; the benchmark stops there");
+            break;
+        }
+        now = next;
+        driver.set_time(now).await?;
+        let meter = Meter::start(&stats);
+        let mut steps = driver.tick().await?;
+        let (more, replies) = driver.answer_and_tick().await?;
+        steps += more;
+        let part = meter.finish("", steps, replies);
+        if now < t_expiry {
+            reminders.add(&part);
+        } else {
+            expiry.add(&part);
+        }
+    }
+    phases.push(reminders);
+    phases.push(expiry);
+    let wall_s = started.elapsed().as_secs_f64();
+    let samples = sampler.stop().await;
+    let peak_rss_mib = peak_rss_kib("self").map_or(0.0, |k| k as f64 / 1024.0);
+
+    let outcomes = engine.summary().await?;
+    let cases: i64 = outcomes.values().sum();
+    let max_rates = max_one_second_rates(&samples);
+    let systems: BTreeMap<String, SystemReport> = stats
+        .iter()
+        .map(|(name, s)| {
+            let s = s.snapshot();
+            let report = SystemReport {
+                calls: s.calls,
+                attempts: s.attempts,
+                errors: s.errors,
+                p50_ms: s.p50.as_secs_f64() * 1000.0,
+                p99_ms: s.p99.as_secs_f64() * 1000.0,
+                max_1s_rate: max_rates.get(*name).copied().unwrap_or(0.0),
+            };
+            ((*name).to_owned(), report)
+        })
+        .collect();
+    let upstream_calls: u64 = systems.values().map(|s| s.calls).sum();
+    Ok(BenchReport {
+        n: args.n,
+        seed: args.seed,
+        backend: match engine.store.backend() {
+            crate::store::Backend::Sqlite => "sqlite",
+            crate::store::Backend::Postgres => "postgres",
+        },
+        concurrency: config.concurrency,
+        latency_ms: args.latency_ms,
+        rate_limit: args.rate_limit,
+        cases,
+        cases_per_s: cases as f64 / wall_s,
+        upstream_calls,
+        calls_per_s: upstream_calls as f64 / wall_s,
+        wall_s,
+        phases,
+        systems,
+        peak_rss_mib,
+        mock_peak_rss_mib: None,
+        capacity: None,
+        fraction_of_capacity: None,
+        outcomes,
+    })
+}
+
+/// HTTP clients of every system, each recording into its own statistics.
+fn systems_with_stats(
+    config: &Config,
+    stats: &BTreeMap<&'static str, Arc<CallStats>>,
+) -> Result<Systems> {
+    let s = |name: &str| {
+        let mut settings = config.http_settings(name);
+        settings.stats = stats.get(name).cloned();
+        settings
+    };
+    Ok(Systems {
+        legal_entities: Arc::new(HttpLegalEntities::new(s("legal_entities"))?),
+        e_license: Arc::new(HttpELicense::new(s("e_license"))?),
+        individuals: Arc::new(HttpIndividuals::new(s("individuals"))?),
+        civil_registry: Arc::new(HttpCivilRegistry::new(s("civil_registry"))?),
+        mobile_base: Arc::new(HttpMobileBase::new(s("mobile_base"))?),
+        sms: Arc::new(HttpSmsGateway::new(s("sms"))?),
+        consent: Arc::new(HttpConsentService::new(s("consent"))?),
+        sdu: Arc::new(HttpSdu::new(s("sdu"))?),
+    })
+}
+
+/// Counts calls per system from the start of a phase.
+struct Meter {
+    stats: BTreeMap<&'static str, (Arc<CallStats>, u64)>,
+    started: Instant,
+}
+
+impl Meter {
+    fn start(stats: &BTreeMap<&'static str, Arc<CallStats>>) -> Self {
+        Self {
+            stats: stats
+                .iter()
+                .map(|(k, v)| (*k, (Arc::clone(v), v.calls())))
+                .collect(),
+            started: Instant::now(),
+        }
+    }
+
+    fn finish(self, name: &'static str, steps: u64, replies_posted: u64) -> PhaseReport {
+        let per_system: BTreeMap<String, u64> = self
+            .stats
+            .iter()
+            .map(|(k, (s, before))| ((*k).to_owned(), s.calls() - before))
+            .collect();
+        PhaseReport {
+            name,
+            wall_s: self.started.elapsed().as_secs_f64(),
+            steps,
+            calls: per_system.values().sum(),
+            replies_posted,
+            per_system,
+        }
+    }
+}
+
+impl PhaseReport {
+    fn empty(name: &'static str) -> Self {
+        Self {
+            name,
+            wall_s: 0.0,
+            steps: 0,
+            calls: 0,
+            replies_posted: 0,
+            per_system: BTreeMap::new(),
+        }
+    }
+}
+
+/// Moves simulated time and plays the heads' part.
+struct Driver<'a> {
+    engine: &'a Engine,
+    clock: &'a ManualClock,
+    control: &'a Control,
+    /// Highest outbox id already looked at for a reply.
+    reply_mark: i64,
+}
+
+impl Driver<'_> {
+    async fn set_time(&self, t: DateTime<Utc>) -> Result<()> {
+        self.clock.set(t);
+        self.control.set_clock(t).await
+    }
+
+    /// What the daemon does at a tick: read replies, match them, drive every due case. Returns the steps.
+    async fn tick(&self) -> Result<u64> {
+        self.engine.poll_replies().await?;
+        let _ = self.engine.handle_replies().await?;
+        self.engine.drain().await
+    }
+
+    /// Posts the answers to every first SMS sent since the last call, then ticks; again while new first SMS
+    /// went out meanwhile (a head freed by an answer gets the offer of the next organisation). Returns the
+    /// steps recorded and the replies posted.
+    async fn answer_and_tick(&mut self) -> Result<(u64, u64)> {
+        let (mut steps, mut posted) = (0, 0);
+        loop {
+            let n = self.post_replies().await?;
+            if n == 0 {
+                return Ok((steps, posted));
+            }
+            posted += n;
+            steps += self.tick().await?;
+        }
+    }
+
+    async fn post_replies(&mut self) -> Result<u64> {
+        let mut posted = 0;
+        loop {
+            let page = first_sms_after(&self.engine.store, self.reply_mark, 1000).await?;
+            let Some((last, _, _)) = page.last() else {
+                return Ok(posted);
+            };
+            self.reply_mark = *last;
+            let replies: Vec<(String, &'static str)> = page
+                .into_iter()
+                .filter(|(_, key, _)| key.ends_with(":sms:1"))
+                .filter_map(|(_, key, phone)| Some((phone?, answer_of(&key)?)))
+                .collect();
+            posted += replies.len() as u64;
+            let control = self.control;
+            let results: Vec<Result<()>> = futures::stream::iter(replies)
+                .map(|(from, text)| async move { control.reply(&from, text).await })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<()>>()?;
+        }
+    }
+}
+
+/// The head's answer to the offer of the case with this idempotency key: "1" for 75 %, "2" for 10 %,
+/// none for 15 %, by a hash of the case key (FNV-1a), so every run answers alike.
+fn answer_of(key: &str) -> Option<&'static str> {
+    let case_key = key.rsplit_once(":sms:").map_or(key, |(k, _)| k);
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in case_key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    match h % 20 {
+        0..15 => Some("1"),
+        15..17 => Some("2"),
+        _ => None,
+    }
+}
+
+/// SMS recorded in the outbox after `after`: (outbox id, idempotency key, the case's phone).
+async fn first_sms_after(
+    store: &Store,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String, Option<String>)>> {
+    const SQL: &str = "SELECT o.id, o.idempotency_key, c.phone FROM outbox o JOIN cases c ON c.id = o.case_id \
+                       WHERE o.kind = 'sms' AND o.id > $1 ORDER BY o.id LIMIT $2";
+    Ok(match store {
+        Store::Sqlite(p) => {
+            sqlx::query_as(SQL)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+        Store::Postgres(p) => {
+            sqlx::query_as(SQL)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+        }
+    })
+}
+
+fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    let v = ms(t);
+    from_ms(v.div_euclid(60_000) * 60_000 + if v.rem_euclid(60_000) == 0 { 0 } else { 60_000 })
+}
+
+/// `VmHWM` of a process (`self` or a pid) in KiB.
+fn peak_rss_kib(pid: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn mock_bin(args: &BenchArgs) -> Result<PathBuf> {
+    if let Some(path) = &args.mock_bin {
+        return Ok(path.clone());
+    }
+    let exe = std::env::current_exe().context("cannot find this binary's path")?;
+    let path = exe.with_file_name("mock-registries");
+    if !path.exists() {
+        bail!(
+            "{} not found: build it (cargo build --release -p mock-registries) or pass --mock-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// `mock-registries` running as a child process.
+struct MockProcess {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl MockProcess {
+    async fn start(bin: &Path, n: u64, seed: u64, now: DateTime<Utc>) -> Result<Self> {
+        let mut child = tokio::process::Command::new(bin)
+            .args(["--synthetic", &n.to_string(), "--seed", &seed.to_string()])
+            .args(["--listen", "127.0.0.1:0", "--now", &now.to_rfc3339()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("mock-registries stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("mock-registries did not say where it listens within 30 s")??
+            .context("mock-registries exited before listening")?;
+        let base = line
+            .strip_prefix("listening on ")
+            .with_context(|| format!("unexpected first line from mock-registries: {line}"))?
+            .trim()
+            .to_owned();
+        Ok(Self { child, base })
+    }
+
+    fn peak_rss_kib(&self) -> Option<u64> {
+        peak_rss_kib(&self.child.id()?.to_string())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The mock's control endpoints.
+#[derive(Clone)]
+struct Control {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Control {
+    fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("mock control: {what}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .with_context(|| format!("mock control: {what}: body"))?;
+        if !status.is_success() {
+            bail!("mock control: {what}: status {status}: {body}");
+        }
+        Ok(body)
+    }
+
+    async fn set_clock(&self, now: DateTime<Utc>) -> Result<()> {
+        let url = format!("{}/_control/clock", self.base);
+        self.send(self.http.post(url).json(&json!({ "now": now })), "clock")
+            .await
+            .map(drop)
+    }
+
+    async fn slow(&self, system: &str, delay_ms: u64) -> Result<()> {
+        let url = format!("{}/_control/faults", self.base);
+        let fault = json!({"system": system, "mode": "slow", "rate": 1.0, "delay_ms": delay_ms});
+        self.send(self.http.post(url).json(&fault), "faults")
+            .await
+            .map(drop)
+    }
+
+    async fn clear_faults(&self) -> Result<()> {
+        let url = format!("{}/_control/faults", self.base);
+        self.send(self.http.delete(url), "faults").await.map(drop)
+    }
+
+    async fn reply(&self, from: &str, text: &str) -> Result<()> {
+        let url = format!("{}/_control/sms/reply", self.base);
+        self.send(
+            self.http
+                .post(url)
+                .json(&json!({"from": from, "text": text})),
+            "sms reply",
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn calls(&self) -> Result<BTreeMap<String, u64>> {
+        let url = format!("{}/_control/calls", self.base);
+        Ok(serde_json::from_value(
+            self.send(self.http.get(url), "calls").await?,
+        )?)
+    }
+
+    /// A BIN the synthetic world knows, for the capacity measurement.
+    async fn some_bin(&self) -> Result<String> {
+        let url = format!("{}/legal_entities/renames?limit=1", self.base);
+        let page = self.send(self.http.get(url), "renames").await?;
+        page["renames"][0]["bin"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the rename feed is empty")
+    }
+}
+
+/// One reading of the mock's request counters: seconds since the sampler started, counts per system.
+type Sample = (f64, BTreeMap<String, u64>);
+
+/// The mock's request counters, read every 100 ms while the run goes on.
+struct Sampler {
+    samples: Arc<Mutex<Vec<Sample>>>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sampler {
+    fn start(control: Control) -> Self {
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let (out, token) = (samples.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let origin = Instant::now();
+            let mut every = tokio::time::interval(Duration::from_millis(100));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !token.is_cancelled() {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = every.tick() => {}
+                }
+                let sent = origin.elapsed().as_secs_f64();
+                if let Ok(counts) = control.calls().await {
+                    // The counters were read somewhere between sending and receiving: take the middle.
+                    let at = (sent + origin.elapsed().as_secs_f64()) / 2.0;
+                    out.lock().expect("sampler lock").push((at, counts));
+                }
+            }
+        });
+        Self {
+            samples,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(self) -> Vec<Sample> {
+        self.stop.cancel();
+        let _ = self.task.await;
+        std::mem::take(&mut *self.samples.lock().expect("sampler lock"))
+    }
+}
+
+/// Per system, the highest request rate over any window of at least one second between two samples.
+fn max_one_second_rates(samples: &[Sample]) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    let mut j = 0;
+    for i in 0..samples.len() {
+        j = j.max(i);
+        while j < samples.len() && samples[j].0 - samples[i].0 < 1.0 {
+            j += 1;
+        }
+        let Some((t_end, end)) = samples.get(j) else {
+            break;
+        };
+        let (t_start, start) = &samples[i];
+        for (system, n) in end {
+            let delta = n.saturating_sub(start.get(system).copied().unwrap_or(0));
+            let rate = delta as f64 / (t_end - t_start);
+            let best = out.entry(system.clone()).or_default();
+            *best = best.max(rate);
+        }
+    }
+    out
+}
+
+/// The mock's raw capacity on one endpoint (an organisation lookup): `wrk` with 2 threads and 64
+/// connections if it is installed, else 64 concurrent in-process requests in a loop.
+async fn measure_capacity(control: &Control, duration: Duration) -> Result<(f64, String)> {
+    let url = format!(
+        "{}/legal_entities/organizations/{}",
+        control.base,
+        control.some_bin().await?
+    );
+    let secs = duration.as_secs().max(1);
+    let wrk = tokio::process::Command::new("wrk")
+        .args(["-t2", "-c64", &format!("-d{secs}s"), &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .await;
+    if let Ok(out) = wrk {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if let Some(rate) = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        {
+            return Ok((
+                rate,
+                format!("wrk -t2 -c64 -d{secs}s GET /legal_entities/organizations/{{bin}}"),
+            ));
+        }
+    }
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, url, done) = (client.clone(), url.clone(), done.clone());
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    if let Ok(r) = client.get(&url).send().await
+                        && r.bytes().await.is_ok()
+                    {
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        let _ = w.await;
+    }
+    let rate =
+        done.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    Ok((
+        rate,
+        "in-process reqwest loop, 64 concurrent, GET /legal_entities/organizations/{bin}".into(),
+    ))
+}
+
+/// A database created for this run.
+struct FreshDb {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(PathBuf),
+    Postgres { admin: sqlx::PgPool, name: String },
+}
+
+impl FreshDb {
+    async fn create(database: Option<&str>) -> Result<Self> {
+        match database {
+            Some(url) if crate::store::Backend::of(url)? == crate::store::Backend::Postgres => {
+                use sqlx::Executor;
+                let name = format!("sdu_bench_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(url)
+                    .await
+                    .context("cannot connect to PostgreSQL")?;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .await?;
+                Ok(Self {
+                    url: crate::scenario::replace_database(url, &name),
+                    cleanup: Cleanup::Postgres { admin, name },
+                })
+            }
+            Some(url) => {
+                let path = PathBuf::from(
+                    url.trim_start_matches("sqlite:")
+                        .trim_start_matches("//")
+                        .split('?')
+                        .next()
+                        .unwrap_or_default(),
+                );
+                if path.exists() {
+                    bail!(
+                        "{} exists: the benchmark needs a fresh database",
+                        path.display()
+                    );
+                }
+                Ok(Self {
+                    url: url.to_owned(),
+                    cleanup: Cleanup::SqliteFile(path),
+                })
+            }
+            None => {
+                let path = std::env::temp_dir().join(format!(
+                    "sdu-bench-{}-{}.db",
+                    std::process::id(),
+                    uuid::Uuid::new_v4().simple()
+                ));
+                Ok(Self {
+                    url: format!("sqlite://{}", path.display()),
+                    cleanup: Cleanup::SqliteFile(path),
+                })
+            }
+        }
+    }
+
+    async fn drop_unless(self, keep: bool) -> Result<()> {
+        if keep {
+            match &self.cleanup {
+                Cleanup::SqliteFile(path) => {
+                    eprintln!("sdu bench: database kept at {}", path.display())
+                }
+                Cleanup::Postgres { name, .. } => {
+                    eprintln!("sdu bench: PostgreSQL database {name} kept")
+                }
+            }
+            return Ok(());
+        }
+        match self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+            Cleanup::Postgres { admin, name } => {
+                use sqlx::Executor;
+                admin
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BenchReport {
+    /// The report as a table for people.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        let _ = writeln!(
+            s,
+            "sdu bench: N = {}, seed {}, {}, concurrency {}, injected latency {}, rate limit {}",
+            self.n,
+            self.seed,
+            self.backend,
+            self.concurrency,
+            opt(self.latency_ms.map(|l| format!("{l} ms"))),
+            opt(self.rate_limit.map(|r| format!("{r}/s per system"))),
+        );
+        let _ = writeln!(
+            s,
+            "\nphase              wall s     steps     calls   replies   busiest system (calls/s)"
+        );
+        for p in &self.phases {
+            let busiest = p
+                .busiest()
+                .map(|(name, rate)| format!("{name} ({rate:.1})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "{:<16} {:>8.2} {:>9} {:>9} {:>9}   {busiest}",
+                p.name, p.wall_s, p.steps, p.calls, p.replies_posted
+            );
+        }
+        let _ = writeln!(s, "{:<16} {:>8.2}", "total", self.wall_s);
+        let _ = writeln!(
+            s,
+            "\nsystem            calls  attempts  errors   p50 ms   p99 ms   max calls/s in 1 s"
+        );
+        for (name, r) in &self.systems {
+            let _ = writeln!(
+                s,
+                "{name:<16} {:>7} {:>9} {:>7} {:>8.2} {:>8.2}   {:.1}",
+                r.calls, r.attempts, r.errors, r.p50_ms, r.p99_ms, r.max_1s_rate
+            );
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "cases:            {} ({:.0} cases/s)",
+            self.cases, self.cases_per_s
+        );
+        let _ = writeln!(
+            s,
+            "upstream calls:   {} ({:.0} calls/s)",
+            self.upstream_calls, self.calls_per_s
+        );
+        let _ = writeln!(
+            s,
+            "peak RSS:         {:.1} MiB (orchestrator){}",
+            self.peak_rss_mib,
+            self.mock_peak_rss_mib
+                .map(|m| format!(", {m:.1} MiB (mock)"))
+                .unwrap_or_default()
+        );
+        if let Some((rate, how)) = &self.capacity {
+            let _ = writeln!(s, "mock capacity:    {rate:.0} requests/s ({how})");
+        }
+        if let Some(f) = self.fraction_of_capacity {
+            let _ = writeln!(
+                s,
+                "orchestrator:     {:.1} % of the mock's capacity",
+                f * 100.0
+            );
+        }
+        let _ = writeln!(s, "\noutcomes:");
+        for (k, v) in &self.outcomes {
+            let _ = writeln!(s, "  {k:<32} {v}");
+        }
+        s
+    }
+}

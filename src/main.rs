@@ -111,6 +111,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
+    // One thread for the engine, the HTTP clients' connections and the API: each upstream call then stays
+    // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu bench`, see
+    // docs/BENCHMARKS.md); SQLite runs on sqlx's own threads either way.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

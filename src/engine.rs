@@ -205,6 +205,14 @@ pub struct PassReport {
     pub steps: u64,
 }
 
+/// A step for the committer of [`Engine::drain`], and where to send its result (the new chain head, `None`
+/// if another writer changed the case first).
+type SaveRequest = (
+    CaseChange,
+    tokio::sync::oneshot::Sender<Result<Option<String>, String>>,
+);
+type Saves = tokio::sync::mpsc::UnboundedSender<SaveRequest>;
+
 /// The orchestrator: store, systems, clock and settings.
 pub struct Engine {
     /// The case store.
@@ -498,7 +506,17 @@ impl Engine {
             if batch.is_empty() {
                 return Ok((handled, deferred));
             }
+            // Matches are saved together (one transaction), in reply order; a second reply from a number
+            // already matched in this group first waits for the group to be saved, so that it sees the case
+            // as the first reply left it.
+            let mut matched: Vec<CaseChange> = Vec::new();
+            let mut numbers: std::collections::HashSet<String> = std::collections::HashSet::new();
             for reply in batch {
+                if reply.phone.as_ref().is_some_and(|p| numbers.contains(p)) {
+                    let (h, d) = self.save_matches(&mut matched, &mut waiting).await?;
+                    (handled, deferred) = (handled + h, deferred + d);
+                    numbers.clear();
+                }
                 let now = self.clock.now();
                 let Some(choice) = case::parse_reply(&reply.text) else {
                     debug!(reply = reply.id, "invalid reply recorded");
@@ -556,52 +574,120 @@ impl Engine {
                     reply: Some((reply.id, ReplyStatus::Matched)),
                     now,
                 };
-                // If another worker changed the case meanwhile, the reply stays pending and is matched again.
-                if self.store.save(&change).await?.is_some() {
-                    handled += 1;
-                } else {
-                    waiting.insert(reply.id);
-                    deferred += 1;
-                }
+                numbers.extend(reply.phone.clone());
+                matched.push(change);
+            }
+            let (h, d) = self.save_matches(&mut matched, &mut waiting).await?;
+            (handled, deferred) = (handled + h, deferred + d);
+        }
+    }
+
+    /// Saves the matches of [`Engine::handle_replies`] in one transaction; returns how many were handled and
+    /// how many wait. If another worker changed a case meanwhile, its reply stays pending and is matched
+    /// again.
+    async fn save_matches(
+        &self,
+        matched: &mut Vec<CaseChange>,
+        waiting: &mut std::collections::HashSet<i64>,
+    ) -> Result<(u64, u64)> {
+        let (mut handled, mut deferred) = (0, 0);
+        if matched.is_empty() {
+            return Ok((0, 0));
+        }
+        let saved = self.store.save_many(matched).await?;
+        for (change, saved) in matched.drain(..).zip(saved) {
+            if saved.is_some() {
+                handled += 1;
+            } else if let Some((reply_id, _)) = change.reply {
+                waiting.insert(reply_id);
+                deferred += 1;
             }
         }
+        Ok((handled, deferred))
     }
 
     /// Drives every due case until none is due now; returns the steps recorded.
+    ///
+    /// Cases are claimed in batches and advanced `concurrency` at a time; their steps are saved by one
+    /// committer that applies every step waiting at that moment in one transaction (group commit), so that
+    /// the store does one commit for many steps instead of one each. A case's next step starts only once its
+    /// previous one is saved, so each case still moves one recorded step at a time.
     pub async fn drain(&self) -> Result<u64> {
         let start = self.steps.load(Ordering::Relaxed);
         let concurrency = self.config.concurrency;
-        while !self.stopping() {
-            let now = self.clock.now();
-            let wall = ms(SystemClock.now());
-            let lease_until = wall + self.config.lease.as_millis() as i64;
-            let batch = self
-                .store
-                .claim_due(
-                    now,
-                    (concurrency * 8) as i64,
-                    &self.owner,
-                    wall,
-                    lease_until,
-                )
-                .await?;
-            if batch.is_empty() {
-                break;
+        let (saves, queue) = tokio::sync::mpsc::unbounded_channel();
+        // The work owns the sender: when it ends, the committer sees the channel close and ends too.
+        let work = async move {
+            let saves: Saves = saves;
+            while !self.stopping() {
+                let now = self.clock.now();
+                let wall = ms(SystemClock.now());
+                let lease_until = wall + self.config.lease.as_millis() as i64;
+                let batch = self
+                    .store
+                    .claim_due(
+                        now,
+                        (concurrency * 32).max(1024) as i64,
+                        &self.owner,
+                        wall,
+                        lease_until,
+                    )
+                    .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let results: Vec<Result<()>> = futures::stream::iter(batch)
+                    .map(|row| self.advance(row, &saves))
+                    .buffer_unordered(concurrency)
+                    .collect()
+                    .await;
+                for r in results {
+                    r?;
+                }
             }
-            let results: Vec<Result<()>> = futures::stream::iter(batch)
-                .map(|row| self.advance(row))
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            for r in results {
-                r?;
-            }
-        }
+            Ok::<_, anyhow::Error>(())
+        };
+        let (worked, committed) = tokio::join!(work, self.commit(queue));
+        worked?;
+        committed?;
         Ok(self.steps.load(Ordering::Relaxed) - start)
     }
 
+    /// The committer of [`Engine::drain`]: saves every change waiting at once, in one transaction, and
+    /// answers each with its result. A batch that fails as a whole (a deadlock between two workers on
+    /// PostgreSQL, say) is retried change by change, so that one bad change cannot sink the others.
+    async fn commit(
+        &self,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<SaveRequest>,
+    ) -> Result<()> {
+        let mut batch = Vec::new();
+        while queue.recv_many(&mut batch, 512).await > 0 {
+            let (changes, answers): (Vec<CaseChange>, Vec<_>) = batch.drain(..).unzip();
+            let results = match self.store.save_many(&changes).await {
+                Ok(saved) => saved.into_iter().map(Ok).collect(),
+                Err(e) => {
+                    debug!(
+                        "group commit of {} steps failed, saving one by one: {e:#}",
+                        changes.len()
+                    );
+                    let mut one_by_one = Vec::with_capacity(changes.len());
+                    for change in &changes {
+                        one_by_one
+                            .push(self.store.save(change).await.map_err(|e| format!("{e:#}")));
+                    }
+                    one_by_one
+                }
+            };
+            for (answer, result) in answers.into_iter().zip(results) {
+                // A worker that stopped waiting (its drain failed) no longer needs the answer.
+                let _ = answer.send(result);
+            }
+        }
+        Ok(())
+    }
+
     /// Advances one claimed case until it waits (on time, a reply, a phone or a system) or ends.
-    async fn advance(&self, mut row: CaseRow) -> Result<()> {
+    async fn advance(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
         loop {
             let now = self.clock.now();
             let Some(stage) = row.stage() else {
@@ -622,7 +708,16 @@ impl Engine {
             };
             change.expected_version = version;
             change.now = now;
-            let Some(last_hash) = self.store.save(&change).await? else {
+            let next_row = change.row.clone();
+            let (answer, saved) = tokio::sync::oneshot::channel();
+            saves
+                .send((change, answer))
+                .map_err(|_| anyhow::anyhow!("the committer stopped"))?;
+            let saved = saved
+                .await
+                .map_err(|_| anyhow::anyhow!("the committer stopped"))?
+                .map_err(anyhow::Error::msg)?;
+            let Some(last_hash) = saved else {
                 warn!(
                     case = row.id,
                     "case changed by another writer; step dropped"
@@ -633,7 +728,7 @@ impl Engine {
             if let Some(cb) = &self.on_step {
                 cb(n);
             }
-            row = change.row;
+            row = next_row;
             row.version = version + 1;
             row.last_hash = last_hash;
             // A case just checked goes back to the due list instead of straight on to its offer: every case
@@ -740,7 +835,18 @@ impl Engine {
                 next.head_iin = Some(offer.head.to_string());
                 next.phone = Some(offer.phone.to_string());
                 next.permits = json!(offer.permits).to_string();
-                next.advance(Stage::Queued, Some(now));
+                // Outside the SMS window the case is due when it opens: no second look before then.
+                let fresh = OfferState {
+                    stage: Stage::Queued,
+                    attempt: 0,
+                    first_sent_at: None,
+                    second_sent_at: None,
+                };
+                let due = match case::offer_step(&fresh, now, &self.timing) {
+                    OfferStep::WaitUntil(t) => t,
+                    _ => now,
+                };
+                next.advance(Stage::Queued, Some(due));
                 events.push(NewEvent::new(
                     "queued",
                     json!({"permits": offer.permits, "phone": offer.phone.masked()}),

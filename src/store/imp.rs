@@ -23,6 +23,9 @@ pub async fn open_sqlite(url: &str) -> Result<sqlx::SqlitePool> {
     let pool = SqlitePoolOptions::new()
         // An in-memory database lives in one connection; a file serves readers in parallel under WAL.
         .max_connections(if in_memory { 1 } else { 8 })
+        // A ping before every acquire is one more round trip to the connection's thread per query; a broken
+        // connection shows as an error of the query itself anyway.
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(60))
         .connect_with(options)
         .await
@@ -69,6 +72,7 @@ fn create_private_file(_path: &std::path::Path) -> Result<()> {
 pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
     PgPoolOptions::new()
         .max_connections(16)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(60))
         .connect(url)
         .await
@@ -128,29 +132,45 @@ macro_rules! store_impl {
             Ok(())
         }
 
-        async fn append_events(tx: &mut Transaction<'_, Db>, case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> Result<String> {
+        async fn append_events(tx: &mut Transaction<'_, Db>, case_id: i64, prev: String, at: i64, events: &[NewEvent]) -> Result<String> {
+            let (lines, head) = chain(case_id, prev, at, events);
+            insert_events(tx, case_id, at, &lines).await?;
+            Ok(head)
+        }
+
+        /// The history lines of `events` as (kind, detail, prev_hash, hash), chained from `prev`, and the new
+        /// head of the chain: computed before anything is written, so that the guarded update can go first.
+        fn chain(case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> (Vec<(&'static str, String, String, String)>, String) {
+            let mut lines = Vec::with_capacity(events.len());
             for event in events {
                 let detail = event.detail.to_string();
                 let hash = event_hash(&prev, case_id, at, event.kind, &detail);
+                lines.push((event.kind, detail, std::mem::replace(&mut prev, hash.clone()), hash));
+            }
+            (lines, prev)
+        }
+
+        async fn insert_events(tx: &mut Transaction<'_, Db>, case_id: i64, at: i64, lines: &[(&'static str, String, String, String)]) -> Result<()> {
+            for (kind, detail, prev, hash) in lines {
                 sqlx::query("INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)")
                     .bind(case_id)
                     .bind(at)
-                    .bind(event.kind)
-                    .bind(&detail)
-                    .bind(&prev)
-                    .bind(&hash)
+                    .bind(*kind)
+                    .bind(detail)
+                    .bind(prev)
+                    .bind(hash)
                     .execute(&mut **tx)
                     .await?;
-                prev = hash;
             }
-            Ok(prev)
+            Ok(())
         }
 
-        /// The guarded update shared by `save` and `ingest`.
+        /// The guarded update shared by `save`, `save_many` and `ingest`. The guarded `UPDATE` goes first, so
+        /// that a change that lost the race writes nothing at all (and `save_many` needs no savepoints).
         async fn apply(tx: &mut Transaction<'_, Db>, change: &CaseChange) -> Result<Option<String>> {
             let row = &change.row;
             let now = ms(change.now);
-            let last_hash = append_events(tx, row.id, row.last_hash.clone(), now, &change.events).await?;
+            let (lines, last_hash) = chain(row.id, row.last_hash.clone(), now, &change.events);
             let updated = sqlx::query(
                 "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
                  offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \
@@ -182,6 +202,7 @@ macro_rules! store_impl {
             if updated.rows_affected() != 1 {
                 return Ok(None);
             }
+            insert_events(tx, row.id, now, &lines).await?;
             for entry in &change.outbox {
                 sqlx::query(
                     "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES ($1, $2, $3, $4, $5) \
@@ -223,6 +244,17 @@ macro_rules! store_impl {
             } else {
                 tx.rollback().await?;
             }
+            Ok(saved)
+        }
+
+        /// Applies several changes in one transaction (group commit); each is guarded on its own.
+        pub async fn save_many(p: &Pool<Db>, changes: &[CaseChange]) -> Result<Vec<Option<String>>> {
+            let mut tx = p.begin().await?;
+            let mut saved = Vec::with_capacity(changes.len());
+            for change in changes {
+                saved.push(apply(&mut tx, change).await?);
+            }
+            tx.commit().await?;
             Ok(saved)
         }
 

@@ -459,6 +459,12 @@ impl Store {
         dispatch!(self, save(change))
     }
 
+    /// Applies several changes in one transaction (group commit): each is guarded by its own expected
+    /// version, and the result for each is as [`Store::save`] gives it. An error leaves none applied.
+    pub async fn save_many(&self, changes: &[CaseChange]) -> Result<Vec<Option<String>>> {
+        dispatch!(self, save_many(changes))
+    }
+
     /// Takes the phone's one offer slot for a queued case, if no other open case holds it and no earlier
     /// queued case waits for it; true if taken.
     pub async fn take_offer_slot(&self, case: &CaseRow) -> Result<bool> {

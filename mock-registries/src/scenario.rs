@@ -443,7 +443,24 @@ impl Scenario {
 
     /// Parses and checks scenario text; the error names the line and key.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        // No source snippet in the message: the lines around a fault may hold IINs, numbers and names.
+        let mut options = serde_saphyr::Options::default();
+        options.with_snippet = false;
+        let mut key = None;
+        let parsed = serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                key = Some(e.path().to_string());
+                e.into_inner()
+            })
+        });
+        let scenario: Scenario = parsed.map_err(|e| {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default().trim().to_owned();
+            match key.as_deref().filter(|k| !k.is_empty() && *k != ".") {
+                Some(k) => format!("{first} (key `{k}`)"),
+                None => first,
+            }
+        })?;
         scenario.check()?;
         Ok(scenario)
     }

@@ -257,6 +257,25 @@ pub fn mask_raw(raw: &str) -> String {
     format!("***{tail}")
 }
 
+/// Control characters (C0, DEL, C1) and the Unicode bidirectional formatting characters (the Arabic letter
+/// mark, LRM/RLM, embeddings and overrides U+202A–U+202E, isolates U+2066–U+2069): none belongs in a name
+/// printed on a permit.
+pub fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Why a name cannot be printed on a permit, if it cannot.
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.trim().is_empty() {
+        Some("is blank")
+    } else if name.chars().any(is_forbidden_in_name) {
+        Some("contains a control or bidirectional formatting character")
+    } else {
+        None
+    }
+}
+
 /// Appends the control digit to eleven digits, if one exists: the building block of test-data generators.
 pub fn with_control_digit(first_eleven: &str) -> Option<String> {
     let bytes = first_eleven.as_bytes();

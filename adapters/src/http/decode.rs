@@ -23,8 +23,7 @@ fn kind(value: &Value) -> &'static str {
 /// mark, the left-to-right and right-to-left marks, embeddings and overrides (U+202A–U+202E), and isolates
 /// (U+2066–U+2069).
 fn is_forbidden_in_name(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    crate::ids::is_forbidden_in_name(c)
 }
 
 /// One JSON object being decoded, with the words to name it in errors (`"person"`, `"permits[2]"`).

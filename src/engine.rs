@@ -32,8 +32,8 @@ use crate::case::{
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::{
-    CaseChange, CaseRow, IngestReport, NewCase, NewEvent, NewReply, OutboxEntry, ReplyStatus,
-    Store, from_ms, ms,
+    CaseChange, CaseRow, IngestReport, Lease, NewCase, NewEvent, NewReply, OutboxEntry,
+    ReplyStatus, Store, from_ms, ms,
 };
 
 /// Meta key of the rename feed cursor.
@@ -87,6 +87,18 @@ impl Systems {
             sdu: Arc::new(HttpSdu::new(s("sdu"))?),
         })
     }
+}
+
+/// A rename whose data cannot make a case (a bad BIN, an unprintable new name) ends `failed`/`invalid_data`
+/// at ingest, alone: the rest of the feed carries on.
+fn rename_problem(rename: &adapters::RenameEvent) -> Option<Ending> {
+    if let Err(e) = Bin::parse(&rename.bin) {
+        return Some(Ending::invalid_data(format!(
+            "the rename feed sent an invalid BIN: {e}"
+        )));
+    }
+    adapters::ids::name_problem(&rename.to)
+        .map(|problem| Ending::invalid_data(format!("the rename feed's new name {problem}")))
 }
 
 /// One finding of the checks, for dry-run traces and the case history.
@@ -205,10 +217,12 @@ pub struct PassReport {
     pub steps: u64,
 }
 
-/// A step for the committer of [`Engine::drain`], and where to send its result (the new chain head, `None`
+/// A step for the committer of [`Engine::drain`], the claim to keep if the worker goes on with the case,
+/// and where to send its result (the new chain head, `None`
 /// if another writer changed the case first).
 type SaveRequest = (
     CaseChange,
+    Option<Lease>,
     tokio::sync::oneshot::Sender<Result<Option<String>, String>>,
 );
 type Saves = tokio::sync::mpsc::UnboundedSender<SaveRequest>;
@@ -327,9 +341,7 @@ impl Engine {
                     rename_at: r.at,
                     from_name: r.from.clone(),
                     to_name: r.to.clone(),
-                    ended: Bin::parse(&r.bin).err().map(|e| {
-                        Ending::invalid_data(format!("the rename feed sent an invalid BIN: {e}"))
-                    }),
+                    ended: rename_problem(r),
                 })
                 .collect();
             let report = self
@@ -408,6 +420,12 @@ impl Engine {
             .swap_meta(INGEST_CLAIM, claim.as_deref(), &mine)
             .await?
         {
+            return Ok(None);
+        }
+        // A worker that read the slot as due just before another finished it and let its claim go would
+        // otherwise ingest the same slot again: look once more now that the claim is ours.
+        if self.store.meta(LAST_INGEST_SLOT).await?.as_deref() != Some(last_text.as_str()) {
+            self.store.swap_meta(INGEST_CLAIM, Some(&mine), "").await?;
             return Ok(None);
         }
         let report = self.ingest().await;
@@ -594,7 +612,7 @@ impl Engine {
         if matched.is_empty() {
             return Ok((0, 0));
         }
-        let saved = self.store.save_many(matched).await?;
+        let saved = self.store.save_many(matched, &[]).await?;
         for (change, saved) in matched.drain(..).zip(saved) {
             if saved.is_some() {
                 handled += 1;
@@ -627,7 +645,7 @@ impl Engine {
                     .store
                     .claim_due(
                         now,
-                        (concurrency * 32).max(1024) as i64,
+                        (concurrency * 8) as i64,
                         &self.owner,
                         wall,
                         lease_until,
@@ -662,22 +680,36 @@ impl Engine {
     ) -> Result<()> {
         let mut batch = Vec::new();
         while queue.recv_many(&mut batch, 512).await > 0 {
-            let (changes, answers): (Vec<CaseChange>, Vec<_>) = batch.drain(..).unzip();
-            let results = match self.store.save_many(&changes).await {
-                Ok(saved) => saved.into_iter().map(Ok).collect(),
-                Err(e) => {
-                    debug!(
-                        "group commit of {} steps failed, saving one by one: {e:#}",
-                        changes.len()
-                    );
-                    let mut one_by_one = Vec::with_capacity(changes.len());
-                    for change in &changes {
+            let mut changes = Vec::with_capacity(batch.len());
+            let mut leases = Vec::with_capacity(batch.len());
+            let mut answers = Vec::with_capacity(batch.len());
+            for (change, lease, answer) in batch.drain(..) {
+                changes.push(change);
+                leases.push(lease);
+                answers.push(answer);
+            }
+            let results: Vec<Result<Option<String>, String>> =
+                match self.store.save_many(&changes, &leases).await {
+                    Ok(saved) => saved.into_iter().map(Ok).collect(),
+                    Err(e) => {
+                        debug!(
+                            "group commit of {} steps failed, saving one by one: {e:#}",
+                            changes.len()
+                        );
+                        let mut one_by_one = Vec::with_capacity(changes.len());
+                        for (change, lease) in changes.iter().zip(leases) {
+                            let saved = self
+                                .store
+                                .save_many(std::slice::from_ref(change), &[lease])
+                                .await;
+                            one_by_one.push(match saved {
+                                Ok(mut saved) => Ok(saved.pop().flatten()),
+                                Err(e) => Err(format!("{e:#}")),
+                            });
+                        }
                         one_by_one
-                            .push(self.store.save(change).await.map_err(|e| format!("{e:#}")));
                     }
-                    one_by_one
-                }
-            };
+                };
             for (answer, result) in answers.into_iter().zip(results) {
                 // A worker that stopped waiting (its drain failed) no longer needs the answer.
                 let _ = answer.send(result);
@@ -708,10 +740,24 @@ impl Engine {
             };
             change.expected_version = version;
             change.now = now;
+            // A case just checked goes back to the due list instead of straight on to its offer: every case
+            // of this batch is then queued before any of them takes a phone's offer slot, so that of two
+            // organisations of one head the earlier rename gets the first offer even when the later one's
+            // checks finish first (`take_offer_slot` orders queued cases, not cases still being checked).
+            let just_checked = stage == Stage::Checking;
+            let goes_on = !just_checked
+                && change.row.status == "open"
+                && change.row.due_at.is_some_and(|d| d <= ms(now));
+            // Going on, the worker keeps its claim through the save: released, the case could be claimed by
+            // another worker, which would send this case's next write too.
+            let lease = goes_on.then(|| Lease {
+                owner: self.owner.clone(),
+                until: ms(SystemClock.now()) + self.config.lease.as_millis() as i64,
+            });
             let next_row = change.row.clone();
             let (answer, saved) = tokio::sync::oneshot::channel();
             saves
-                .send((change, answer))
+                .send((change, lease, answer))
                 .map_err(|_| anyhow::anyhow!("the committer stopped"))?;
             let saved = saved
                 .await
@@ -731,16 +777,11 @@ impl Engine {
             row = next_row;
             row.version = version + 1;
             row.last_hash = last_hash;
-            // A case just checked goes back to the due list instead of straight on to its offer: every case
-            // of this batch is then queued before any of them takes a phone's offer slot, so that of two
-            // organisations of one head the earlier rename gets the first offer even when the later one's
-            // checks finish first (`take_offer_slot` orders queued cases, not cases still being checked).
-            let just_checked = stage == Stage::Checking;
-            let waits = just_checked
-                || row.due_at.is_none_or(|d| d > ms(now))
-                || row.status != "open"
-                || self.stopping();
-            if waits {
+            if !goes_on {
+                return Ok(());
+            }
+            if self.stopping() {
+                self.store.release(row.id).await?;
                 return Ok(());
             }
         }

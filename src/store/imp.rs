@@ -86,7 +86,7 @@ macro_rules! store_impl {
         use sqlx::{Pool, Transaction};
 
         use crate::store::{
-            CaseChange, CaseRow, EventRow, IngestReport, NewCase, NewEvent, NewReply, ReplyRow, ReplyStatus, STATE_VERSION,
+            CaseChange, CaseRow, Lease, EventRow, IngestReport, NewCase, NewEvent, NewReply, ReplyRow, ReplyStatus, STATE_VERSION,
             SummaryRow, event_hash, ms,
         };
         use crate::case::{Ending, Outcome};
@@ -167,14 +167,14 @@ macro_rules! store_impl {
 
         /// The guarded update shared by `save`, `save_many` and `ingest`. The guarded `UPDATE` goes first, so
         /// that a change that lost the race writes nothing at all (and `save_many` needs no savepoints).
-        async fn apply(tx: &mut Transaction<'_, Db>, change: &CaseChange) -> Result<Option<String>> {
+        async fn apply(tx: &mut Transaction<'_, Db>, change: &CaseChange, lease: Option<&Lease>) -> Result<Option<String>> {
             let row = &change.row;
             let now = ms(change.now);
             let (lines, last_hash) = chain(row.id, row.last_hash.clone(), now, &change.events);
             let updated = sqlx::query(
                 "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
                  offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \
-                 retries = $14, lease_owner = NULL, lease_until = NULL, state_version = $15, version = version + 1, \
+                 retries = $14, lease_owner = $21, lease_until = $22, state_version = $15, version = version + 1, \
                  last_hash = $16, updated_at = $17, ended_at = $18 WHERE id = $19 AND version = $20",
             )
             .bind(&row.status)
@@ -197,6 +197,8 @@ macro_rules! store_impl {
             .bind(row.ended_at)
             .bind(row.id)
             .bind(change.expected_version)
+            .bind(lease.map(|l| l.owner.as_str()))
+            .bind(lease.map(|l| l.until))
             .execute(&mut **tx)
             .await?;
             if updated.rows_affected() != 1 {
@@ -238,7 +240,7 @@ macro_rules! store_impl {
 
         pub async fn save(p: &Pool<Db>, change: &CaseChange) -> Result<Option<String>> {
             let mut tx = p.begin().await?;
-            let saved = apply(&mut tx, change).await?;
+            let saved = apply(&mut tx, change, None).await?;
             if saved.is_some() {
                 tx.commit().await?;
             } else {
@@ -248,11 +250,11 @@ macro_rules! store_impl {
         }
 
         /// Applies several changes in one transaction (group commit); each is guarded on its own.
-        pub async fn save_many(p: &Pool<Db>, changes: &[CaseChange]) -> Result<Vec<Option<String>>> {
+        pub async fn save_many(p: &Pool<Db>, changes: &[CaseChange], leases: &[Option<Lease>]) -> Result<Vec<Option<String>>> {
             let mut tx = p.begin().await?;
             let mut saved = Vec::with_capacity(changes.len());
-            for change in changes {
-                saved.push(apply(&mut tx, change).await?);
+            for (i, change) in changes.iter().enumerate() {
+                saved.push(apply(&mut tx, change, leases.get(i).and_then(Option::as_ref)).await?);
             }
             tx.commit().await?;
             Ok(saved)
@@ -316,7 +318,7 @@ macro_rules! store_impl {
                     row.end(&ending, now);
                     events.push(NewEvent::new("ended", serde_json::json!(ending)));
                     let change = CaseChange { row, expected_version: version, events, outbox: vec![], reply: None, now };
-                    apply(&mut tx, &change).await?;
+                    apply(&mut tx, &change, None).await?;
                     report.superseded += 1;
                     continue;
                 }
@@ -327,7 +329,7 @@ macro_rules! store_impl {
                     let version = older.version;
                     older.end(&ending, now);
                     let events = vec![NewEvent::new("ended", serde_json::json!({"outcome": ending.outcome, "detail": ending.detail, "by_case": id}))];
-                    apply(&mut tx, &CaseChange { row: older, expected_version: version, events, outbox: vec![], reply: None, now }).await?;
+                    apply(&mut tx, &CaseChange { row: older, expected_version: version, events, outbox: vec![], reply: None, now }, None).await?;
                     report.superseded += 1;
                 }
             }

@@ -294,6 +294,16 @@ pub struct CaseChange {
     pub now: DateTime<Utc>,
 }
 
+/// A worker's claim on a case, kept across a save when the worker goes on with the case at once: released,
+/// another worker could claim the case and repeat the step in hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The worker.
+    pub owner: String,
+    /// Claim expiry (wall-clock ms).
+    pub until: i64,
+}
+
 /// Count of cases per status and reason, for summaries.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct SummaryRow {
@@ -461,8 +471,14 @@ impl Store {
 
     /// Applies several changes in one transaction (group commit): each is guarded by its own expected
     /// version, and the result for each is as [`Store::save`] gives it. An error leaves none applied.
-    pub async fn save_many(&self, changes: &[CaseChange]) -> Result<Vec<Option<String>>> {
-        dispatch!(self, save_many(changes))
+    /// `leases[i]`, when given, keeps the case of `changes[i]` claimed (its worker carries on with it at
+    /// once); otherwise the save releases the claim, as [`Store::save`] does.
+    pub async fn save_many(
+        &self,
+        changes: &[CaseChange],
+        leases: &[Option<Lease>],
+    ) -> Result<Vec<Option<String>>> {
+        dispatch!(self, save_many(changes, leases))
     }
 
     /// Takes the phone's one offer slot for a queued case, if no other open case holds it and no earlier

@@ -23,6 +23,6 @@ for seed in $(seq 1 "$seeds"); do
   echo "kill-soak: seed $seed, $rounds kills per stop"
   SDU_KILL_SEED="$seed" SDU_KILL_ROUNDS="$rounds" \
     cargo test -p sdu --test kill -- --nocapture --test-threads 2 killed 2>&1 \
-    | grep -E '^(kill |test |thread |  left|  right)|panicked|test result'
+    | grep -E '^(kill |test |thread |error|  left|  right)|panicked|test result'
 done
 echo "kill-soak: $seeds seed(s) passed"

@@ -340,7 +340,12 @@ async fn a_permit_id_is_percent_encoded_in_the_path() {
     let client = HttpELicense::new(settings(&server, "e_license")).unwrap();
 
     let result = client
-        .reissue(&IdempotencyKey::for_step("case-1", "r"), "KZ/TS 1", &bin(), "N")
+        .reissue(
+            &IdempotencyKey::for_step("case-1", "r"),
+            "KZ/TS 1",
+            &bin(),
+            "N",
+        )
         .await;
 
     assert!(
@@ -369,7 +374,12 @@ async fn a_422_on_a_reissue_is_a_rejection_with_its_message_masked() {
     let client = HttpELicense::new(settings(&server, "e_license")).unwrap();
 
     let result = client
-        .reissue(&IdempotencyKey::for_step("case-1", "r"), "KZ-TS-0001", &bin(), "N")
+        .reissue(
+            &IdempotencyKey::for_step("case-1", "r"),
+            "KZ-TS-0001",
+            &bin(),
+            "N",
+        )
         .await;
 
     match result {

@@ -410,6 +410,7 @@ mod tests {
         assert_eq!(e.timeout, Duration::from_secs(5));
         assert_eq!(e.rate_limit_per_sec, Some(10));
         assert_eq!(c.http_settings("sms").base_url, "http://127.0.0.1:8080/sms");
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

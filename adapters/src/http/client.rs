@@ -63,6 +63,24 @@ pub(crate) struct SystemClient {
     stats: Arc<CallStats>,
 }
 
+/// The one reqwest client of the process, shared by every system: building a client loads the TLS roots,
+/// which is most of a start-up, and one connection pool serves systems behind the same host. Each request
+/// carries its system's own timeout.
+fn shared_client() -> Result<reqwest::Client, String> {
+    static SHARED: std::sync::OnceLock<Result<reqwest::Client, String>> =
+        std::sync::OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                // A redirect would carry identifiers in its URL to wherever it points; none is expected.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("sdu-adapters/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
 impl SystemClient {
     /// Builds the client; fails only on unusable settings.
     pub(crate) fn new(system: &'static str, settings: HttpSettings) -> AdapterResult<Self> {
@@ -91,12 +109,7 @@ impl SystemClient {
                 ))
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            // A redirect would carry identifiers in its URL to wherever it points; none is expected.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("sdu-adapters/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let http = shared_client()
             .map_err(|e| unusable(format!("HTTP client could not be built: {e}")))?;
         Ok(Self {
             system,
@@ -254,6 +267,7 @@ impl SystemClient {
         let mut request = self
             .http
             .request(call.method.clone(), self.url(call.segments))
+            .timeout(self.settings.timeout)
             .header(ACCEPT, "application/json");
         if !call.query.is_empty() {
             request = request.query(&call.query);

@@ -79,6 +79,27 @@ pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
         .context("cannot connect to PostgreSQL")
 }
 
+/// Rows per multi-row statement: few distinct statements to prepare, and far below either backend's limit
+/// on parameters.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows: the list of a multi-row `VALUES` or `IN`.
+fn placeholders(rows: usize, cols: usize) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(rows * (cols * 5 + 4));
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            let _ = write!(s, "${}", r * cols + c + 1);
+        }
+        s.push(')');
+    }
+    s
+}
+
 macro_rules! store_impl {
     ($db:ty, claim_sql = $claim_sql:literal) => {
         use anyhow::Result;
@@ -132,35 +153,67 @@ macro_rules! store_impl {
             Ok(())
         }
 
-        async fn append_events(tx: &mut Transaction<'_, Db>, case_id: i64, prev: String, at: i64, events: &[NewEvent]) -> Result<String> {
-            let (lines, head) = chain(case_id, prev, at, events);
-            insert_events(tx, case_id, at, &lines).await?;
-            Ok(head)
+        /// One line of a case's history, ready to insert.
+        struct Line {
+            case_id: i64,
+            at: i64,
+            kind: &'static str,
+            detail: String,
+            prev: String,
+            hash: String,
         }
 
-        /// The history lines of `events` as (kind, detail, prev_hash, hash), chained from `prev`, and the new
-        /// head of the chain: computed before anything is written, so that the guarded update can go first.
-        fn chain(case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> (Vec<(&'static str, String, String, String)>, String) {
+        /// One outward write done, ready to insert into the outbox.
+        struct Done {
+            case_id: i64,
+            key: String,
+            kind: &'static str,
+            result: String,
+            at: i64,
+        }
+
+        /// The history lines of `events`, chained from `prev`, and the new head of the chain: computed
+        /// before anything is written, so that the guarded update can go first.
+        fn chain(case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> (Vec<Line>, String) {
             let mut lines = Vec::with_capacity(events.len());
             for event in events {
                 let detail = event.detail.to_string();
                 let hash = event_hash(&prev, case_id, at, event.kind, &detail);
-                lines.push((event.kind, detail, std::mem::replace(&mut prev, hash.clone()), hash));
+                let prev_hash = std::mem::replace(&mut prev, hash.clone());
+                lines.push(Line { case_id, at, kind: event.kind, detail, prev: prev_hash, hash });
             }
             (lines, prev)
         }
 
-        async fn insert_events(tx: &mut Transaction<'_, Db>, case_id: i64, at: i64, lines: &[(&'static str, String, String, String)]) -> Result<()> {
-            for (kind, detail, prev, hash) in lines {
-                sqlx::query("INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(case_id)
-                    .bind(at)
-                    .bind(*kind)
-                    .bind(detail)
-                    .bind(prev)
-                    .bind(hash)
-                    .execute(&mut **tx)
-                    .await?;
+        /// Inserts history lines, many per statement, in order (a case's lines keep their chain order in `id`).
+        async fn insert_lines(tx: &mut Transaction<'_, Db>, lines: &[Line]) -> Result<()> {
+            for chunk in lines.chunks(super::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES {}",
+                    super::placeholders(chunk.len(), 6)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for l in chunk {
+                    query = query.bind(l.case_id).bind(l.at).bind(l.kind).bind(&l.detail).bind(&l.prev).bind(&l.hash);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Records outward writes, many per statement; a key recorded before is skipped.
+        async fn insert_done(tx: &mut Transaction<'_, Db>, done: &[Done]) -> Result<()> {
+            for chunk in done.chunks(super::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES {} \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                    super::placeholders(chunk.len(), 5)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for d in chunk {
+                    query = query.bind(d.case_id).bind(&d.key).bind(d.kind).bind(&d.result).bind(d.at);
+                }
+                query.execute(&mut **tx).await?;
             }
             Ok(())
         }
@@ -168,6 +221,21 @@ macro_rules! store_impl {
         /// The guarded update shared by `save`, `save_many` and `ingest`. The guarded `UPDATE` goes first, so
         /// that a change that lost the race writes nothing at all (and `save_many` needs no savepoints).
         async fn apply(tx: &mut Transaction<'_, Db>, change: &CaseChange, lease: Option<&Lease>) -> Result<Option<String>> {
+            let Some((last_hash, lines, done)) = apply_row(tx, change, lease).await? else {
+                return Ok(None);
+            };
+            insert_lines(tx, &lines).await?;
+            insert_done(tx, &done).await?;
+            Ok(Some(last_hash))
+        }
+
+        /// [`apply`] but for its history lines and outbox entries, which it returns so that `save_many` can
+        /// insert those of many changes together.
+        async fn apply_row(
+            tx: &mut Transaction<'_, Db>,
+            change: &CaseChange,
+            lease: Option<&Lease>,
+        ) -> Result<Option<(String, Vec<Line>, Vec<Done>)>> {
             let row = &change.row;
             let now = ms(change.now);
             let (lines, last_hash) = chain(row.id, row.last_hash.clone(), now, &change.events);
@@ -204,20 +272,11 @@ macro_rules! store_impl {
             if updated.rows_affected() != 1 {
                 return Ok(None);
             }
-            insert_events(tx, row.id, now, &lines).await?;
-            for entry in &change.outbox {
-                sqlx::query(
-                    "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (idempotency_key) DO NOTHING",
-                )
-                .bind(row.id)
-                .bind(&entry.key)
-                .bind(entry.kind)
-                .bind(entry.result.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            }
+            let done = change
+                .outbox
+                .iter()
+                .map(|entry| Done { case_id: row.id, key: entry.key.clone(), kind: entry.kind, result: entry.result.to_string(), at: now })
+                .collect();
             if let Some((reply_id, status)) = change.reply {
                 resolve_reply_tx(tx, reply_id, status, Some(row.id), change.now).await?;
             }
@@ -235,7 +294,82 @@ macro_rules! store_impl {
                     .await?;
                 }
             }
-            Ok(Some(last_hash))
+            Ok(Some((last_hash, lines, done)))
+        }
+
+        /// The guarded update of several cases in one statement; returns the ids it updated (a case whose
+        /// version moved on is left as it is). `heads[i]` is the new chain head of `changes[i]`.
+        async fn update_rows(
+            tx: &mut Transaction<'_, Db>,
+            changes: &[CaseChange],
+            leases: &[Option<&Lease>],
+            heads: &[(Vec<Line>, String)],
+        ) -> Result<std::collections::HashSet<i64>> {
+            if changes.is_empty() {
+                return Ok(Default::default());
+            }
+            // `VALUES` columns are named column1, column2, … on both backends.
+            let sql = format!(
+                "UPDATE cases SET status = v.column3, stage = v.column4, reason = v.column5, detail = v.column6, \
+                 attempt = v.column7, head_iin = v.column8, phone = v.column9, offer_phone = v.column10, permits = v.column11, \
+                 reissued = v.column12, first_sent_at = v.column13, second_sent_at = v.column14, due_at = v.column15, \
+                 retries = v.column16, lease_owner = v.column17, lease_until = v.column18, state_version = v.column19, \
+                 version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22 \
+                 FROM (VALUES {}) AS v WHERE cases.id = v.column1 AND cases.version = v.column2 RETURNING id",
+                super::placeholders(changes.len(), 22)
+            );
+            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+            for ((change, lease), (_, last_hash)) in changes.iter().zip(leases).zip(heads) {
+                let row = &change.row;
+                query = query
+                    .bind(row.id)
+                    .bind(change.expected_version)
+                    .bind(&row.status)
+                    .bind(&row.stage)
+                    .bind(&row.reason)
+                    .bind(&row.detail)
+                    .bind(row.attempt)
+                    .bind(&row.head_iin)
+                    .bind(&row.phone)
+                    .bind(&row.offer_phone)
+                    .bind(&row.permits)
+                    .bind(&row.reissued)
+                    .bind(row.first_sent_at)
+                    .bind(row.second_sent_at)
+                    .bind(row.due_at)
+                    .bind(row.retries)
+                    .bind(lease.map(|l| l.owner.as_str()))
+                    .bind(lease.map(|l| l.until))
+                    .bind(STATE_VERSION)
+                    .bind(last_hash)
+                    .bind(ms(change.now))
+                    .bind(row.ended_at);
+            }
+            Ok(query.fetch_all(&mut **tx).await?.into_iter().collect())
+        }
+
+        /// Wakes the queued cases of numbers freed by ended cases: the next may send its offer now.
+        async fn wake_queued(tx: &mut Transaction<'_, Db>, freed: &[(i64, &str)]) -> Result<()> {
+            let mut by_time: std::collections::BTreeMap<i64, Vec<&str>> = std::collections::BTreeMap::new();
+            for (now, phone) in freed {
+                by_time.entry(*now).or_default().push(phone);
+            }
+            for (now, phones) in by_time {
+                for chunk in phones.chunks(super::ROWS_PER_STATEMENT) {
+                    // Ended cases are no longer open, so the cases that freed the numbers are not woken.
+                    let sql = format!(
+                        "UPDATE cases SET due_at = $1 WHERE status = 'open' AND stage = 'queued' AND (due_at IS NULL OR due_at > $1) \
+                         AND phone IN ({})",
+                        (2..chunk.len() + 2).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                    for phone in chunk {
+                        query = query.bind(*phone);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+            }
+            Ok(())
         }
 
         pub async fn save(p: &Pool<Db>, change: &CaseChange) -> Result<Option<String>> {
@@ -253,9 +387,52 @@ macro_rules! store_impl {
         pub async fn save_many(p: &Pool<Db>, changes: &[CaseChange], leases: &[Option<Lease>]) -> Result<Vec<Option<String>>> {
             let mut tx = p.begin().await?;
             let mut saved = Vec::with_capacity(changes.len());
-            for (i, change) in changes.iter().enumerate() {
-                saved.push(apply(&mut tx, change, leases.get(i).and_then(Option::as_ref)).await?);
+            let (mut lines, mut done, mut freed) = (Vec::new(), Vec::new(), Vec::new());
+            // Guarded updates of many cases per statement; a case twice in one statement would be updated
+            // once, so a repeated case starts a new group.
+            let mut start = 0;
+            while start < changes.len() {
+                let mut ids = std::collections::HashSet::new();
+                let mut end = start;
+                while end < changes.len() && end - start < super::ROWS_PER_STATEMENT && ids.insert(changes[end].row.id) {
+                    end += 1;
+                }
+                let group = &changes[start..end];
+                let heads: Vec<(Vec<Line>, String)> = group
+                    .iter()
+                    .map(|c| chain(c.row.id, c.row.last_hash.clone(), ms(c.now), &c.events))
+                    .collect();
+                let group_leases: Vec<Option<&Lease>> = (start..end).map(|i| leases.get(i).and_then(Option::as_ref)).collect();
+                let applied = update_rows(&mut tx, group, &group_leases, &heads).await?;
+                for (change, (l, last_hash)) in group.iter().zip(heads) {
+                    if !applied.contains(&change.row.id) {
+                        saved.push(None);
+                        continue;
+                    }
+                    let now = ms(change.now);
+                    lines.extend(l);
+                    done.extend(change.outbox.iter().map(|entry| Done {
+                        case_id: change.row.id,
+                        key: entry.key.clone(),
+                        kind: entry.kind,
+                        result: entry.result.to_string(),
+                        at: now,
+                    }));
+                    if let Some((reply_id, status)) = change.reply {
+                        resolve_reply_tx(&mut tx, reply_id, status, Some(change.row.id), change.now).await?;
+                    }
+                    if change.row.status != "open" {
+                        if let Some(phone) = &change.row.phone {
+                            freed.push((now, phone.as_str()));
+                        }
+                    }
+                    saved.push(Some(last_hash));
+                }
+                start = end;
             }
+            insert_lines(&mut tx, &lines).await?;
+            insert_done(&mut tx, &done).await?;
+            wake_queued(&mut tx, &freed).await?;
             tx.commit().await?;
             Ok(saved)
         }
@@ -264,15 +441,37 @@ macro_rules! store_impl {
             let mut report = IngestReport::default();
             let mut tx = p.begin().await?;
             let now_ms = ms(now);
+            // The open cases of this page's organisations, read at once and kept current while the page is
+            // taken in order (each rename sees the cases opened and superseded by the renames before it).
+            let mut open_by_bin: std::collections::HashMap<String, Vec<CaseRow>> = std::collections::HashMap::new();
+            let mut bins: Vec<&str> = renames.iter().filter(|r| r.ended.is_none()).map(|r| r.bin.as_str()).collect();
+            bins.sort_unstable();
+            bins.dedup();
+            for chunk in bins.chunks(super::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "SELECT * FROM cases WHERE status = 'open' AND bin IN ({})",
+                    (1..=chunk.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+                );
+                let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
+                for bin in chunk {
+                    query = query.bind(*bin);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    open_by_bin.entry(row.bin.clone()).or_default().push(row);
+                }
+            }
+            // History lines of new cases, inserted together; written out before any other change to those
+            // cases so that each case's lines stay in chain order.
+            let mut lines = Vec::new();
             for new in renames {
                 let (status, stage, reason, detail, due) = match &new.ended {
                     Some(e) => (e.outcome.as_str(), None, e.reason.map(|r| r.as_str()), Some(e.detail.clone()), None),
                     None => ("open", Some("checking"), None, None, Some(now_ms)),
                 };
-                let id: Option<i64> = sqlx::query_scalar(
+                let inserted: Option<CaseRow> = sqlx::query_as(
                     "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, reason, detail, due_at, \
                      created_at, updated_at, ended_at, state_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) \
-                     ON CONFLICT (case_key) DO NOTHING RETURNING id",
+                     ON CONFLICT (case_key) DO NOTHING RETURNING *",
                 )
                 .bind(&new.case_key)
                 .bind(&new.bin)
@@ -289,26 +488,24 @@ macro_rules! store_impl {
                 .bind(STATE_VERSION)
                 .fetch_optional(&mut *tx)
                 .await?;
-                let Some(id) = id else {
+                let Some(mut row) = inserted else {
                     report.duplicates += 1;
                     continue;
                 };
                 report.opened += 1;
-                let mut row: CaseRow = sqlx::query_as("SELECT * FROM cases WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+                let id = row.id;
                 let ingested = NewEvent::new(
                     "ingested",
                     serde_json::json!({"bin": new.bin, "rename_at": new.rename_at, "from": new.from_name, "to": new.to_name, "ended": new.ended}),
                 );
                 if new.ended.is_some() {
-                    let hash = append_events(&mut tx, id, String::new(), now_ms, &[ingested]).await?;
+                    let (mut new_lines, hash) = chain(id, String::new(), now_ms, &[ingested]);
+                    lines.append(&mut new_lines);
                     sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
                     continue;
                 }
-                let open: Vec<CaseRow> = sqlx::query_as("SELECT * FROM cases WHERE bin = $1 AND status = 'open' AND id <> $2 ORDER BY rename_at, id")
-                    .bind(&new.bin)
-                    .bind(id)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let mut open = open_by_bin.remove(&new.bin).unwrap_or_default();
+                open.sort_by_key(|c| (c.rename_at, c.id));
                 let newer_exists = open.iter().any(|c| c.rename_at > ms(new.rename_at));
                 let mut events = vec![ingested];
                 if newer_exists {
@@ -320,10 +517,17 @@ macro_rules! store_impl {
                     let change = CaseChange { row, expected_version: version, events, outbox: vec![], reply: None, now };
                     apply(&mut tx, &change, None).await?;
                     report.superseded += 1;
+                    open_by_bin.insert(new.bin.clone(), open);
                     continue;
                 }
-                let hash = append_events(&mut tx, id, String::new(), now_ms, &events).await?;
-                sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
+                let (mut new_lines, hash) = chain(id, String::new(), now_ms, &events);
+                lines.append(&mut new_lines);
+                sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(&hash).bind(id).execute(&mut *tx).await?;
+                row.last_hash = hash;
+                if !open.is_empty() {
+                    insert_lines(&mut tx, &lines).await?;
+                    lines.clear();
+                }
                 for mut older in open {
                     let ending = Ending::new(Outcome::Superseded, None, format!("superseded by the rename to «{}»", new.to_name));
                     let version = older.version;
@@ -332,7 +536,9 @@ macro_rules! store_impl {
                     apply(&mut tx, &CaseChange { row: older, expected_version: version, events, outbox: vec![], reply: None, now }, None).await?;
                     report.superseded += 1;
                 }
+                open_by_bin.insert(new.bin.clone(), vec![row]);
             }
+            insert_lines(&mut tx, &lines).await?;
             set_meta_tx(&mut tx, cursor_name, cursor).await?;
             tx.commit().await?;
             Ok(report)
@@ -341,19 +547,23 @@ macro_rules! store_impl {
         pub async fn store_replies(p: &Pool<Db>, replies: &[NewReply], cursor_name: &str, cursor: &str) -> Result<u64> {
             let mut tx = p.begin().await?;
             let mut stored = 0;
-            for r in replies {
-                let done = sqlx::query(
-                    "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES ($1, $2, $3, $4, $5, 'pending') \
+            for chunk in replies.chunks(super::ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES {} \
                      ON CONFLICT (message_id) DO NOTHING",
-                )
-                .bind(&r.message_id)
-                .bind(&r.from_raw)
-                .bind(&r.phone)
-                .bind(&r.text)
-                .bind(ms(r.received_at))
-                .execute(&mut *tx)
-                .await?;
-                stored += done.rows_affected();
+                    super::placeholders(chunk.len(), 6)
+                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in chunk {
+                    query = query
+                        .bind(&r.message_id)
+                        .bind(&r.from_raw)
+                        .bind(&r.phone)
+                        .bind(&r.text)
+                        .bind(ms(r.received_at))
+                        .bind("pending");
+                }
+                stored += query.execute(&mut *tx).await?.rows_affected();
             }
             set_meta_tx(&mut tx, cursor_name, cursor).await?;
             tx.commit().await?;

@@ -79,29 +79,57 @@ pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
         .context("cannot connect to PostgreSQL")
 }
 
-/// Rows per multi-row statement: few distinct statements to prepare, and far below either backend's limit
-/// on parameters.
+/// Most rows per multi-row statement: far below either backend's limit on parameters.
 const ROWS_PER_STATEMENT: usize = 64;
 
-/// `($1, …, $cols), ($cols+1, …), …` for `rows` rows: the list of a multi-row `VALUES` or `IN`.
-fn placeholders(rows: usize, cols: usize) -> String {
+/// The largest power of two not above `n` (at least 1) and not above [`ROWS_PER_STATEMENT`]: rows are sent
+/// in groups of 64, 32, …, 1, so that each kind of statement has only seven shapes, each prepared once per
+/// connection and kept in its statement cache.
+fn group_size(n: usize) -> usize {
+    let n = n.clamp(1, ROWS_PER_STATEMENT);
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// `items` cut into groups of [`group_size`].
+fn groups<T>(mut items: &[T]) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    while !items.is_empty() {
+        let (head, tail) = items.split_at(group_size(items.len()));
+        out.push(head);
+        items = tail;
+    }
+    out
+}
+
+/// `count` parameters from number `first`: `$3, $4, …` for PostgreSQL, `?, ?, …` for SQLite, whose
+/// anonymous parameters sqlx binds by position (a numbered one costs SQLite a search by name per
+/// parameter, which grows with the square of their number).
+fn params(numbered: bool, first: usize, count: usize) -> String {
     use std::fmt::Write;
-    let mut s = String::with_capacity(rows * (cols * 5 + 4));
-    for r in 0..rows {
-        s.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            let _ = write!(s, "${}", r * cols + c + 1);
+    let mut s = String::with_capacity(count * 5);
+    for k in 0..count {
+        if k > 0 {
+            s.push_str(", ");
         }
-        s.push(')');
+        if numbered {
+            let _ = write!(s, "${}", first + k);
+        } else {
+            s.push('?');
+        }
     }
     s
 }
 
+/// `(…), (…), …`: `rows` tuples of `cols` parameters, numbered from 1.
+fn tuples(numbered: bool, rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", params(numbered, 1 + r * cols, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 macro_rules! store_impl {
-    ($db:ty, claim_sql = $claim_sql:literal) => {
+    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:literal) => {
         use anyhow::Result;
         use chrono::{DateTime, Utc};
         use sqlx::{Pool, Transaction};
@@ -113,6 +141,8 @@ macro_rules! store_impl {
         use crate::case::{Ending, Outcome};
 
         type Db = $db;
+        /// Whether dynamic SQL numbers its parameters (`$1`) or leaves them anonymous (`?`).
+        const NUMBERED: bool = $numbered;
 
         pub async fn meta(p: &Pool<Db>, name: &str) -> Result<Option<String>> {
             Ok(sqlx::query_scalar("SELECT value FROM meta WHERE name = $1").bind(name).fetch_optional(p).await?)
@@ -187,10 +217,10 @@ macro_rules! store_impl {
 
         /// Inserts history lines, many per statement, in order (a case's lines keep their chain order in `id`).
         async fn insert_lines(tx: &mut Transaction<'_, Db>, lines: &[Line]) -> Result<()> {
-            for chunk in lines.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in super::groups(lines) {
                 let sql = format!(
                     "INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES {}",
-                    super::placeholders(chunk.len(), 6)
+                    super::tuples(NUMBERED, chunk.len(), 6)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for l in chunk {
@@ -203,11 +233,11 @@ macro_rules! store_impl {
 
         /// Records outward writes, many per statement; a key recorded before is skipped.
         async fn insert_done(tx: &mut Transaction<'_, Db>, done: &[Done]) -> Result<()> {
-            for chunk in done.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in super::groups(done) {
                 let sql = format!(
                     "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES {} \
                      ON CONFLICT (idempotency_key) DO NOTHING",
-                    super::placeholders(chunk.len(), 5)
+                    super::tuples(NUMBERED, chunk.len(), 5)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for d in chunk {
@@ -316,7 +346,7 @@ macro_rules! store_impl {
                  retries = v.column16, lease_owner = v.column17, lease_until = v.column18, state_version = v.column19, \
                  version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22 \
                  FROM (VALUES {}) AS v WHERE cases.id = v.column1 AND cases.version = v.column2 RETURNING id",
-                super::placeholders(changes.len(), 22)
+                super::tuples(NUMBERED, changes.len(), 22)
             );
             let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
             for ((change, lease), (_, last_hash)) in changes.iter().zip(leases).zip(heads) {
@@ -355,14 +385,16 @@ macro_rules! store_impl {
                 by_time.entry(*now).or_default().push(phone);
             }
             for (now, phones) in by_time {
-                for chunk in phones.chunks(super::ROWS_PER_STATEMENT) {
+                for chunk in super::groups(&phones) {
                     // Ended cases are no longer open, so the cases that freed the numbers are not woken.
                     let sql = format!(
-                        "UPDATE cases SET due_at = $1 WHERE status = 'open' AND stage = 'queued' AND (due_at IS NULL OR due_at > $1) \
+                        "UPDATE cases SET due_at = {} WHERE status = 'open' AND stage = 'queued' AND (due_at IS NULL OR due_at > {}) \
                          AND phone IN ({})",
-                        (2..chunk.len() + 2).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+                        super::params(NUMBERED, 1, 1),
+                        super::params(NUMBERED, 2, 1),
+                        super::params(NUMBERED, 3, chunk.len())
                     );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
                     for phone in chunk {
                         query = query.bind(*phone);
                     }
@@ -397,6 +429,7 @@ macro_rules! store_impl {
                 while end < changes.len() && end - start < super::ROWS_PER_STATEMENT && ids.insert(changes[end].row.id) {
                     end += 1;
                 }
+                let end = start + super::group_size(end - start);
                 let group = &changes[start..end];
                 let heads: Vec<(Vec<Line>, String)> = group
                     .iter()
@@ -447,10 +480,10 @@ macro_rules! store_impl {
             let mut bins: Vec<&str> = renames.iter().filter(|r| r.ended.is_none()).map(|r| r.bin.as_str()).collect();
             bins.sort_unstable();
             bins.dedup();
-            for chunk in bins.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in super::groups(&bins) {
                 let sql = format!(
                     "SELECT * FROM cases WHERE status = 'open' AND bin IN ({})",
-                    (1..=chunk.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+                    super::params(NUMBERED, 1, chunk.len())
                 );
                 let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
                 for bin in chunk {
@@ -547,11 +580,11 @@ macro_rules! store_impl {
         pub async fn store_replies(p: &Pool<Db>, replies: &[NewReply], cursor_name: &str, cursor: &str) -> Result<u64> {
             let mut tx = p.begin().await?;
             let mut stored = 0;
-            for chunk in replies.chunks(super::ROWS_PER_STATEMENT) {
+            for chunk in super::groups(replies) {
                 let sql = format!(
                     "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES {} \
                      ON CONFLICT (message_id) DO NOTHING",
-                    super::placeholders(chunk.len(), 6)
+                    super::tuples(NUMBERED, chunk.len(), 6)
                 );
                 let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
@@ -678,6 +711,7 @@ macro_rules! store_impl {
 pub mod sqlite {
     store_impl!(
         sqlx::Sqlite,
+        numbered = false,
         claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
                      AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5) RETURNING *"
     );
@@ -686,8 +720,32 @@ pub mod sqlite {
 pub mod postgres {
     store_impl!(
         sqlx::Postgres,
+        numbered = true,
         claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
                      AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5 \
                      FOR UPDATE SKIP LOCKED) RETURNING *"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_go_in_groups_of_powers_of_two_largest_first() {
+        let items: Vec<u32> = (0..100).collect();
+        let sizes: Vec<usize> = groups(&items).iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, vec![64, 32, 4]);
+        assert!(groups::<u32>(&[]).is_empty());
+        assert_eq!(group_size(1), 1);
+        assert_eq!(group_size(63), 32);
+        assert_eq!(group_size(1000), 64);
+    }
+
+    #[test]
+    fn parameters_are_numbered_for_postgres_and_anonymous_for_sqlite() {
+        assert_eq!(tuples(true, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(tuples(false, 2, 2), "(?, ?), (?, ?)");
+        assert_eq!(params(true, 3, 2), "$3, $4");
+    }
 }

@@ -529,11 +529,25 @@ impl Engine {
             // as the first reply left it.
             let mut matched: Vec<CaseChange> = Vec::new();
             let mut numbers: std::collections::HashSet<String> = std::collections::HashSet::new();
+            // The offer holders of every number of the batch, read at once; a number whose case a saved
+            // group changed is read again.
+            let phones: Vec<&str> = batch.iter().filter_map(|r| r.phone.as_deref()).collect();
+            let mut holders: std::collections::HashMap<String, CaseRow> = self
+                .store
+                .offer_holders(&phones)
+                .await?
+                .into_iter()
+                .filter_map(|c| Some((c.offer_phone.clone()?, c)))
+                .collect();
+            let mut stale: std::collections::HashSet<String> = std::collections::HashSet::new();
             for reply in batch {
                 if reply.phone.as_ref().is_some_and(|p| numbers.contains(p)) {
                     let (h, d) = self.save_matches(&mut matched, &mut waiting).await?;
                     (handled, deferred) = (handled + h, deferred + d);
-                    numbers.clear();
+                    for number in numbers.drain() {
+                        holders.remove(&number);
+                        stale.insert(number);
+                    }
                 }
                 let now = self.clock.now();
                 let Some(choice) = case::parse_reply(&reply.text) else {
@@ -545,7 +559,8 @@ impl Engine {
                     continue;
                 };
                 let holder = match &reply.phone {
-                    Some(phone) => self.store.offer_holder(phone).await?,
+                    Some(phone) if stale.contains(phone) => self.store.offer_holder(phone).await?,
+                    Some(phone) => holders.get(phone).cloned(),
                     None => None,
                 };
                 if holder
@@ -654,6 +669,7 @@ impl Engine {
                 if batch.is_empty() {
                     break;
                 }
+                let batch = self.take_offer_slots(batch, now).await?;
                 let results: Vec<Result<()>> = futures::stream::iter(batch)
                     .map(|row| self.advance(row, &saves))
                     .buffer_unordered(concurrency)
@@ -669,6 +685,40 @@ impl Engine {
         worked?;
         committed?;
         Ok(self.steps.load(Ordering::Relaxed) - start)
+    }
+
+    /// Takes, in a few statements, the offer slots of the claimed cases that send their first SMS now (the
+    /// window is open), so that their offer steps need not take them one by one.
+    async fn take_offer_slots(
+        &self,
+        mut batch: Vec<CaseRow>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseRow>> {
+        if !self.timing.window.contains(now) {
+            return Ok(batch);
+        }
+        let want: Vec<i64> = batch
+            .iter()
+            .filter(|r| {
+                r.stage() == Some(Stage::Queued) && r.offer_phone.is_none() && r.phone.is_some()
+            })
+            .map(|r| r.id)
+            .collect();
+        if want.is_empty() {
+            return Ok(batch);
+        }
+        let taken: std::collections::HashSet<i64> = self
+            .store
+            .take_offer_slots(&want)
+            .await?
+            .into_iter()
+            .collect();
+        for row in &mut batch {
+            if taken.contains(&row.id) {
+                row.offer_phone = row.phone.clone();
+            }
+        }
+        Ok(batch)
     }
 
     /// The committer of [`Engine::drain`]: saves every change waiting at once, in one transaction, and

@@ -493,35 +493,45 @@ macro_rules! store_impl {
                     open_by_bin.entry(row.bin.clone()).or_default().push(row);
                 }
             }
-            // History lines of new cases, inserted together; written out before any other change to those
-            // cases so that each case's lines stay in chain order.
-            let mut lines = Vec::new();
-            for new in renames {
-                let (status, stage, reason, detail, due) = match &new.ended {
-                    Some(e) => (e.outcome.as_str(), None, e.reason.map(|r| r.as_str()), Some(e.detail.clone()), None),
-                    None => ("open", Some("checking"), None, None, Some(now_ms)),
-                };
-                let inserted: Option<CaseRow> = sqlx::query_as(
+            // The page's cases, inserted many per statement; a rename ingested before is skipped.
+            let mut inserted: std::collections::HashMap<String, CaseRow> = std::collections::HashMap::new();
+            for chunk in super::groups(renames) {
+                let sql = format!(
                     "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, reason, detail, due_at, \
-                     created_at, updated_at, ended_at, state_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12, $13) \
-                     ON CONFLICT (case_key) DO NOTHING RETURNING *",
-                )
-                .bind(&new.case_key)
-                .bind(&new.bin)
-                .bind(ms(new.rename_at))
-                .bind(&new.from_name)
-                .bind(&new.to_name)
-                .bind(status)
-                .bind(stage)
-                .bind(reason)
-                .bind(&detail)
-                .bind(due)
-                .bind(now_ms)
-                .bind(new.ended.as_ref().map(|_| now_ms))
-                .bind(STATE_VERSION)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(mut row) = inserted else {
+                     created_at, updated_at, ended_at, state_version) VALUES {} ON CONFLICT (case_key) DO NOTHING RETURNING *",
+                    super::tuples(NUMBERED, chunk.len(), 14)
+                );
+                let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
+                for new in chunk {
+                    let (status, stage, reason, detail, due) = match &new.ended {
+                        Some(e) => (e.outcome.as_str(), None, e.reason.map(|r| r.as_str()), Some(e.detail.clone()), None),
+                        None => ("open", Some("checking"), None, None, Some(now_ms)),
+                    };
+                    query = query
+                        .bind(&new.case_key)
+                        .bind(&new.bin)
+                        .bind(ms(new.rename_at))
+                        .bind(&new.from_name)
+                        .bind(&new.to_name)
+                        .bind(status)
+                        .bind(stage)
+                        .bind(reason)
+                        .bind(detail)
+                        .bind(due)
+                        .bind(now_ms)
+                        .bind(now_ms)
+                        .bind(new.ended.as_ref().map(|_| now_ms))
+                        .bind(STATE_VERSION);
+                }
+                for row in query.fetch_all(&mut *tx).await? {
+                    inserted.insert(row.case_key.clone(), row);
+                }
+            }
+            // New cases' first history lines and chain heads, written together; written out before any other
+            // change to a case of this page, so that each case's lines stay in chain order.
+            let mut pending = Pending::default();
+            for new in renames {
+                let Some(mut row) = inserted.remove(&new.case_key) else {
                     report.duplicates += 1;
                     continue;
                 };
@@ -532,9 +542,8 @@ macro_rules! store_impl {
                     serde_json::json!({"bin": new.bin, "rename_at": new.rename_at, "from": new.from_name, "to": new.to_name, "ended": new.ended}),
                 );
                 if new.ended.is_some() {
-                    let (mut new_lines, hash) = chain(id, String::new(), now_ms, &[ingested]);
-                    lines.append(&mut new_lines);
-                    sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(hash).bind(id).execute(&mut *tx).await?;
+                    let (new_lines, hash) = chain(id, String::new(), now_ms, &[ingested]);
+                    pending.add(id, new_lines, hash);
                     continue;
                 }
                 let mut open = open_by_bin.remove(&new.bin).unwrap_or_default();
@@ -553,13 +562,11 @@ macro_rules! store_impl {
                     open_by_bin.insert(new.bin.clone(), open);
                     continue;
                 }
-                let (mut new_lines, hash) = chain(id, String::new(), now_ms, &events);
-                lines.append(&mut new_lines);
-                sqlx::query("UPDATE cases SET last_hash = $1 WHERE id = $2").bind(&hash).bind(id).execute(&mut *tx).await?;
-                row.last_hash = hash;
+                let (new_lines, hash) = chain(id, String::new(), now_ms, &events);
+                row.last_hash = hash.clone();
+                pending.add(id, new_lines, hash);
                 if !open.is_empty() {
-                    insert_lines(&mut tx, &lines).await?;
-                    lines.clear();
+                    pending.write(&mut tx).await?;
                 }
                 for mut older in open {
                     let ending = Ending::new(Outcome::Superseded, None, format!("superseded by the rename to «{}»", new.to_name));
@@ -571,10 +578,42 @@ macro_rules! store_impl {
                 }
                 open_by_bin.insert(new.bin.clone(), vec![row]);
             }
-            insert_lines(&mut tx, &lines).await?;
+            pending.write(&mut tx).await?;
             set_meta_tx(&mut tx, cursor_name, cursor).await?;
             tx.commit().await?;
             Ok(report)
+        }
+
+        /// History lines and chain heads of newly ingested cases, not yet written.
+        #[derive(Default)]
+        struct Pending {
+            lines: Vec<Line>,
+            heads: Vec<(i64, String)>,
+        }
+
+        impl Pending {
+            fn add(&mut self, case_id: i64, mut lines: Vec<Line>, head: String) {
+                self.lines.append(&mut lines);
+                self.heads.push((case_id, head));
+            }
+
+            async fn write(&mut self, tx: &mut Transaction<'_, Db>) -> Result<()> {
+                insert_lines(tx, &self.lines).await?;
+                self.lines.clear();
+                for chunk in super::groups(&self.heads) {
+                    let sql = format!(
+                        "UPDATE cases SET last_hash = v.column2 FROM (VALUES {}) AS v WHERE cases.id = v.column1",
+                        super::tuples(NUMBERED, chunk.len(), 2)
+                    );
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (id, head) in chunk {
+                        query = query.bind(*id).bind(head);
+                    }
+                    query.execute(&mut **tx).await?;
+                }
+                self.heads.clear();
+                Ok(())
+            }
         }
 
         pub async fn store_replies(p: &Pool<Db>, replies: &[NewReply], cursor_name: &str, cursor: &str) -> Result<u64> {
@@ -632,6 +671,22 @@ macro_rules! store_impl {
                 .await?)
         }
 
+        pub async fn offer_holders(p: &Pool<Db>, phones: &[&str]) -> Result<Vec<CaseRow>> {
+            let mut rows = Vec::new();
+            for chunk in super::groups(phones) {
+                let sql = format!(
+                    "SELECT * FROM cases WHERE status = 'open' AND offer_phone IN ({})",
+                    super::params(NUMBERED, 1, chunk.len())
+                );
+                let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
+                for phone in chunk {
+                    query = query.bind(*phone);
+                }
+                rows.extend(query.fetch_all(p).await?);
+            }
+            Ok(rows)
+        }
+
         pub async fn claim_due(p: &Pool<Db>, now: i64, limit: i64, owner: &str, wall_now: i64, lease_until: i64) -> Result<Vec<CaseRow>> {
             let mut rows: Vec<CaseRow> = sqlx::query_as($claim_sql)
                 .bind(owner)
@@ -662,6 +717,32 @@ macro_rules! store_impl {
                 Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
                 Err(e) => Err(e.into()),
             }
+        }
+
+        pub async fn take_offer_slots(p: &Pool<Db>, ids: &[i64]) -> Result<Vec<i64>> {
+            let mut taken = Vec::new();
+            for chunk in super::groups(ids) {
+                // As `take_offer_slot`, with the row's own number and rename instant. Of two cases of one number
+                // in the same statement, the later is excluded by the earlier one, which is queued.
+                let sql = format!(
+                    "UPDATE cases SET offer_phone = phone WHERE id IN ({}) AND status = 'open' AND offer_phone IS NULL \
+                     AND phone IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cases o WHERE o.phone = cases.phone AND o.status = 'open' \
+                     AND o.id <> cases.id AND (o.offer_phone IS NOT NULL OR (o.stage = 'queued' AND (o.rename_at < cases.rename_at \
+                     OR (o.rename_at = cases.rename_at AND o.id < cases.id))))) RETURNING id",
+                    super::params(NUMBERED, 1, chunk.len())
+                );
+                let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    query = query.bind(*id);
+                }
+                match query.fetch_all(p).await {
+                    Ok(ids) => taken.extend(ids),
+                    // Another worker took a slot meanwhile (unique index): these cases try one by one.
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(taken)
         }
 
         pub async fn release(p: &Pool<Db>, case_id: i64) -> Result<()> {

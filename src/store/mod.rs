@@ -448,6 +448,12 @@ impl Store {
         dispatch!(self, offer_holder(phone))
     }
 
+    /// The open cases holding the offer slots of these numbers (as [`Store::offer_holder`], for many
+    /// numbers in a few queries).
+    pub async fn offer_holders(&self, phones: &[&str]) -> Result<Vec<CaseRow>> {
+        dispatch!(self, offer_holders(phones))
+    }
+
     /// Claims up to `limit` due cases for `owner` until `lease_until` (wall-clock ms).
     pub async fn claim_due(
         &self,
@@ -485,6 +491,12 @@ impl Store {
     /// queued case waits for it; true if taken.
     pub async fn take_offer_slot(&self, case: &CaseRow) -> Result<bool> {
         dispatch!(self, take_offer_slot(case))
+    }
+
+    /// [`Store::take_offer_slot`] for many queued cases at once; returns the ids that took their slot (a
+    /// case left out may try again on its own).
+    pub async fn take_offer_slots(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        dispatch!(self, take_offer_slots(ids))
     }
 
     /// Lets go of a claim without changing the case.

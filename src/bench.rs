@@ -91,18 +91,26 @@ pub struct PhaseReport {
     pub calls: u64,
     /// Replies posted to the mock.
     pub replies_posted: u64,
+    /// Of `wall_s`, the time the benchmark itself spent posting replies to the mock (not the orchestrator's
+    /// work: the orchestrator waits meanwhile).
+    pub posting_s: f64,
     /// Calls per system.
     pub per_system: BTreeMap<String, u64>,
 }
 
 impl PhaseReport {
-    /// The system called most in this phase, and its calls per second of the phase.
+    /// The orchestrator's share of the phase: its wall time less the time spent posting replies.
+    pub fn orchestrator_s(&self) -> f64 {
+        self.wall_s - self.posting_s
+    }
+
+    /// The system called most in this phase, and its calls per second of the orchestrator's time.
     pub fn busiest(&self) -> Option<(&str, f64)> {
         self.per_system
             .iter()
             .max_by_key(|(_, n)| **n)
-            .filter(|(_, n)| **n > 0 && self.wall_s > 0.0)
-            .map(|(s, n)| (s.as_str(), *n as f64 / self.wall_s))
+            .filter(|(_, n)| **n > 0 && self.orchestrator_s() > 0.0)
+            .map(|(s, n)| (s.as_str(), *n as f64 / self.orchestrator_s()))
     }
 
     fn add(&mut self, other: &PhaseReport) {
@@ -110,6 +118,7 @@ impl PhaseReport {
         self.steps += other.steps;
         self.calls += other.calls;
         self.replies_posted += other.replies_posted;
+        self.posting_s += other.posting_s;
         for (system, n) in &other.per_system {
             *self.per_system.entry(system.clone()).or_default() += n;
         }
@@ -150,14 +159,20 @@ pub struct BenchReport {
     pub rate_limit: Option<u32>,
     /// Cases in the store at the end.
     pub cases: i64,
-    /// Cases per second of the whole run.
+    /// Cases per second of the orchestrator's time.
     pub cases_per_s: f64,
     /// Upstream calls, all systems.
     pub upstream_calls: u64,
-    /// Upstream calls per second of the whole run.
+    /// Upstream calls per second of the orchestrator's time.
     pub calls_per_s: f64,
     /// Wall time of the run, phases summed, seconds.
     pub wall_s: f64,
+    /// Of that, the orchestrator's time: less the time the benchmark spent posting replies.
+    pub orchestrator_s: f64,
+    /// CPU time (user + system) of the orchestrator over the run, seconds.
+    pub cpu_s: f64,
+    /// CPU time of the mock process over the run, seconds.
+    pub mock_cpu_s: Option<f64>,
     /// Phases in order.
     pub phases: Vec<PhaseReport>,
     /// Per system.
@@ -213,6 +228,7 @@ pub async fn run(
     }
     let db = FreshDb::create(database).await?;
     config.database_url = db.url.clone();
+    let mock_cpu_before = cpu_seconds(&mock.pid());
     let measured = measure(
         args,
         &config,
@@ -220,10 +236,12 @@ pub async fn run(
         [t_ingest, t_offers, t_replies, t_expiry],
     )
     .await;
+    let mock_cpu_after = cpu_seconds(&mock.pid());
     let dropped = db.drop_unless(args.keep_db).await;
     let mut report = measured?;
     dropped?;
     report.mock_peak_rss_mib = mock.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    report.mock_cpu_s = mock_cpu_before.zip(mock_cpu_after).map(|(a, b)| b - a);
     if args.capacity_secs > 0 {
         control.clear_faults().await?;
         let capacity = measure_capacity(&control, Duration::from_secs(args.capacity_secs)).await?;
@@ -254,28 +272,31 @@ async fn measure(
         clock: &clock,
         control,
         reply_mark: 0,
+        posting: Duration::ZERO,
     };
     let sampler = Sampler::start(control.clone());
+    let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let mut phases = Vec::new();
 
     let meter = Meter::start(&stats);
     engine.ingest().await?;
-    phases.push(meter.finish("ingest", 0, 0));
+    phases.push(meter.finish("ingest", 0, 0, Duration::ZERO));
 
     let meter = Meter::start(&stats);
     let steps = engine.drain().await?;
-    phases.push(meter.finish("checks", steps, 0));
+    phases.push(meter.finish("checks", steps, 0, Duration::ZERO));
 
     driver.set_time(t_offers).await?;
     let meter = Meter::start(&stats);
     let steps = engine.drain().await?;
-    phases.push(meter.finish("offers", steps, 0));
+    phases.push(meter.finish("offers", steps, 0, Duration::ZERO));
 
     driver.set_time(t_replies).await?;
     let meter = Meter::start(&stats);
+    let posting = driver.posting;
     let (steps, replies) = driver.answer_and_tick().await?;
-    phases.push(meter.finish("replies→reissue", steps, replies));
+    phases.push(meter.finish("replies→reissue", steps, replies, driver.posting - posting));
 
     // From here the clock jumps to each instant at which a case is due, rounded up to the minute.
     let mut reminders = PhaseReport::empty("reminders");
@@ -291,10 +312,11 @@ async fn measure(
         now = next;
         driver.set_time(now).await?;
         let meter = Meter::start(&stats);
+        let posting = driver.posting;
         let mut steps = driver.tick().await?;
         let (more, replies) = driver.answer_and_tick().await?;
         steps += more;
-        let part = meter.finish("", steps, replies);
+        let part = meter.finish("", steps, replies, driver.posting - posting);
         if now < t_expiry {
             reminders.add(&part);
         } else {
@@ -304,6 +326,10 @@ async fn measure(
     phases.push(reminders);
     phases.push(expiry);
     let wall_s = started.elapsed().as_secs_f64();
+    let cpu_s = cpu_seconds("self")
+        .zip(cpu_before)
+        .map_or(0.0, |(after, before)| after - before);
+    let orchestrator_s = wall_s - driver.posting.as_secs_f64();
     let samples = sampler.stop().await;
     let peak_rss_mib = peak_rss_kib("self").map_or(0.0, |k| k as f64 / 1024.0);
 
@@ -337,10 +363,13 @@ async fn measure(
         latency_ms: args.latency_ms,
         rate_limit: args.rate_limit,
         cases,
-        cases_per_s: cases as f64 / wall_s,
+        cases_per_s: cases as f64 / orchestrator_s,
         upstream_calls,
-        calls_per_s: upstream_calls as f64 / wall_s,
+        calls_per_s: upstream_calls as f64 / orchestrator_s,
         wall_s,
+        orchestrator_s,
+        cpu_s,
+        mock_cpu_s: None,
         phases,
         systems,
         peak_rss_mib,
@@ -390,7 +419,13 @@ impl Meter {
         }
     }
 
-    fn finish(self, name: &'static str, steps: u64, replies_posted: u64) -> PhaseReport {
+    fn finish(
+        self,
+        name: &'static str,
+        steps: u64,
+        replies_posted: u64,
+        posting: Duration,
+    ) -> PhaseReport {
         let per_system: BTreeMap<String, u64> = self
             .stats
             .iter()
@@ -402,6 +437,7 @@ impl Meter {
             steps,
             calls: per_system.values().sum(),
             replies_posted,
+            posting_s: posting.as_secs_f64(),
             per_system,
         }
     }
@@ -415,6 +451,7 @@ impl PhaseReport {
             steps: 0,
             calls: 0,
             replies_posted: 0,
+            posting_s: 0.0,
             per_system: BTreeMap::new(),
         }
     }
@@ -427,6 +464,8 @@ struct Driver<'a> {
     control: &'a Control,
     /// Highest outbox id already looked at for a reply.
     reply_mark: i64,
+    /// Time spent posting replies to the mock, all told.
+    posting: Duration,
 }
 
 impl Driver<'_> {
@@ -472,11 +511,13 @@ impl Driver<'_> {
                 .collect();
             posted += replies.len() as u64;
             let control = self.control;
+            let started = Instant::now();
             let results: Vec<Result<()>> = futures::stream::iter(replies)
                 .map(|(from, text)| async move { control.reply(&from, text).await })
                 .buffer_unordered(16)
                 .collect()
                 .await;
+            self.posting += started.elapsed();
             results.into_iter().collect::<Result<()>>()?;
         }
     }
@@ -527,6 +568,16 @@ async fn first_sms_after(
 fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
     let v = ms(t);
     from_ms(v.div_euclid(60_000) * 60_000 + if v.rem_euclid(60_000) == 0 { 0 } else { 60_000 })
+}
+
+/// User and system CPU time of a process (`self` or a pid) so far, in seconds.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) start with the state, field 3; utime and
+    // stime are fields 14 and 15, in clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// `VmHWM` of a process (`self` or a pid) in KiB.
@@ -583,8 +634,12 @@ impl MockProcess {
         Ok(Self { child, base })
     }
 
+    fn pid(&self) -> String {
+        self.child.id().map(|p| p.to_string()).unwrap_or_default()
+    }
+
     fn peak_rss_kib(&self) -> Option<u64> {
-        peak_rss_kib(&self.child.id()?.to_string())
+        peak_rss_kib(&self.pid())
     }
 
     async fn stop(mut self) {
@@ -915,7 +970,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "\nphase              wall s     steps     calls   replies   busiest system (calls/s)"
+            "\nphase              wall s  posting s     steps     calls   replies   busiest system (calls/s)"
         );
         for p in &self.phases {
             let busiest = p
@@ -924,11 +979,18 @@ impl BenchReport {
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{:<16} {:>8.2} {:>9} {:>9} {:>9}   {busiest}",
-                p.name, p.wall_s, p.steps, p.calls, p.replies_posted
+                "{:<16} {:>8.2} {:>10.2} {:>9} {:>9} {:>9}   {busiest}",
+                p.name, p.wall_s, p.posting_s, p.steps, p.calls, p.replies_posted
             );
         }
-        let _ = writeln!(s, "{:<16} {:>8.2}", "total", self.wall_s);
+        let _ = writeln!(
+            s,
+            "{:<16} {:>8.2} {:>10.2}   orchestrator {:.2} s",
+            "total",
+            self.wall_s,
+            self.wall_s - self.orchestrator_s,
+            self.orchestrator_s
+        );
         let _ = writeln!(
             s,
             "\nsystem            calls  attempts  errors   p50 ms   p99 ms   max calls/s in 1 s"
@@ -943,13 +1005,21 @@ impl BenchReport {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "cases:            {} ({:.0} cases/s)",
+            "cases:            {} ({:.0} cases/s of orchestrator time)",
             self.cases, self.cases_per_s
         );
         let _ = writeln!(
             s,
-            "upstream calls:   {} ({:.0} calls/s)",
+            "upstream calls:   {} ({:.0} calls/s of orchestrator time)",
             self.upstream_calls, self.calls_per_s
+        );
+        let _ = writeln!(
+            s,
+            "CPU time:         {:.1} s (orchestrator){}",
+            self.cpu_s,
+            self.mock_cpu_s
+                .map(|m| format!(", {m:.1} s (mock)"))
+                .unwrap_or_default()
         );
         let _ = writeln!(
             s,

@@ -160,16 +160,21 @@ impl Mock {
     /// A head answers: the reply joins the gateway's reply feed, received at the mock's now. Returns its
     /// message id (`r-1`, `r-2`, ...).
     pub fn sms_reply(&self, from: &str, text: &str) -> String {
+        self.push_reply(from, text).message_id
+    }
+
+    /// As [`Mock::sms_reply`], returning the whole reply as the feed will show it.
+    pub fn push_reply(&self, from: &str, text: &str) -> ReplyView {
         let now = self.now();
         let mut data = self.write();
-        let message_id = format!("r-{}", data.replies.len() + 1);
-        data.replies.push(ReplyView {
-            message_id: message_id.clone(),
+        let reply = ReplyView {
+            message_id: format!("r-{}", data.replies.len() + 1),
             from: from.to_string(),
             text: text.to_string(),
             received_at: now,
-        });
-        message_id
+        };
+        data.replies.push(reply.clone());
+        reply
     }
 
     /// A scenario `rename` event: the organisation's current name becomes `to` and the rename (from the old

@@ -96,6 +96,13 @@ pub struct PhaseReport {
     pub posting_s: f64,
     /// Calls per system.
     pub per_system: BTreeMap<String, u64>,
+    /// The median, over the one-second windows inside this phase, of its busiest system's request rate as
+    /// the mock counted it: the rate the system was held at while it was the bottleneck (the ramp at either
+    /// end of the phase moves a median little).
+    pub busiest_median_1s_rate: Option<f64>,
+    /// When the phase began and ended.
+    #[serde(skip)]
+    span: Option<(Instant, Instant)>,
 }
 
 impl PhaseReport {
@@ -330,7 +337,17 @@ async fn measure(
         .zip(cpu_before)
         .map_or(0.0, |(after, before)| after - before);
     let orchestrator_s = wall_s - driver.posting.as_secs_f64();
+    let origin = sampler.origin;
     let samples = sampler.stop().await;
+    for phase in &mut phases {
+        let (Some((from, to)), Some((system, _))) = (phase.span, phase.busiest()) else {
+            continue;
+        };
+        let system = system.to_owned();
+        let from = from.duration_since(origin).as_secs_f64();
+        let to = to.duration_since(origin).as_secs_f64();
+        phase.busiest_median_1s_rate = median_one_second_rate(&samples, &system, from, to);
+    }
     let peak_rss_mib = peak_rss_kib("self").map_or(0.0, |k| k as f64 / 1024.0);
 
     let outcomes = engine.summary().await?;
@@ -439,6 +456,8 @@ impl Meter {
             replies_posted,
             posting_s: posting.as_secs_f64(),
             per_system,
+            busiest_median_1s_rate: None,
+            span: Some((self.started, Instant::now())),
         }
     }
 }
@@ -453,6 +472,8 @@ impl PhaseReport {
             replies_posted: 0,
             posting_s: 0.0,
             per_system: BTreeMap::new(),
+            busiest_median_1s_rate: None,
+            span: None,
         }
     }
 }
@@ -737,6 +758,8 @@ type Sample = (f64, BTreeMap<String, u64>);
 
 /// The mock's request counters, read every 100 ms while the run goes on.
 struct Sampler {
+    /// The instant sample times count from.
+    origin: Instant,
     samples: Arc<Mutex<Vec<Sample>>>,
     stop: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -747,8 +770,8 @@ impl Sampler {
         let samples = Arc::new(Mutex::new(Vec::new()));
         let stop = tokio_util::sync::CancellationToken::new();
         let (out, token) = (samples.clone(), stop.clone());
+        let origin = Instant::now();
         let task = tokio::spawn(async move {
-            let origin = Instant::now();
             let mut every = tokio::time::interval(Duration::from_millis(100));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             while !token.is_cancelled() {
@@ -765,6 +788,7 @@ impl Sampler {
             }
         });
         Self {
+            origin,
             samples,
             stop,
             task,
@@ -799,6 +823,30 @@ fn max_one_second_rates(samples: &[Sample]) -> BTreeMap<String, f64> {
         }
     }
     out
+}
+
+/// The median of one system's request rate over the one-second windows (between two samples) that lie
+/// within `[from, to]` (seconds since the sampler started); `None` when the span holds no such window.
+fn median_one_second_rate(samples: &[Sample], system: &str, from: f64, to: f64) -> Option<f64> {
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .collect();
+    let count = |s: &Sample| s.1.get(system).copied().unwrap_or(0);
+    let mut rates = Vec::new();
+    let mut j = 0;
+    for i in 0..inside.len() {
+        j = j.max(i);
+        while j < inside.len() && inside[j].0 - inside[i].0 < 1.0 {
+            j += 1;
+        }
+        let Some(end) = inside.get(j) else {
+            break;
+        };
+        rates.push(count(end).saturating_sub(count(inside[i])) as f64 / (end.0 - inside[i].0));
+    }
+    rates.sort_by(f64::total_cmp);
+    (!rates.is_empty()).then(|| rates[rates.len() / 2])
 }
 
 /// The mock's raw capacity on one endpoint (an organisation lookup): `wrk` with 2 threads and 64
@@ -970,12 +1018,15 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "\nphase              wall s  posting s     steps     calls   replies   busiest system (calls/s)"
+            "\nphase              wall s  posting s     steps     calls   replies   busiest system (calls/s; median 1-s rate)"
         );
         for p in &self.phases {
             let busiest = p
                 .busiest()
-                .map(|(name, rate)| format!("{name} ({rate:.1})"))
+                .map(|(name, rate)| match p.busiest_median_1s_rate {
+                    Some(median) => format!("{name} ({rate:.1}; {median:.1})"),
+                    None => format!("{name} ({rate:.1})"),
+                })
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
@@ -1029,6 +1080,29 @@ impl BenchReport {
                 .map(|m| format!(", {m:.1} MiB (mock)"))
                 .unwrap_or_default()
         );
+        if let Some(limit) = self.rate_limit {
+            let highest = self
+                .systems
+                .values()
+                .map(|r| r.max_1s_rate)
+                .fold(0.0, f64::max);
+            let held = self
+                .phases
+                .iter()
+                .filter_map(|p| p.busiest_median_1s_rate)
+                .fold(0.0, f64::max);
+            let _ = writeln!(
+                s,
+                "rate limit:       {limit}/s per system; highest 1-s rate of any system {highest:.1}/s ({}); \
+                 busiest system held at {held:.1}/s = {:.1} % of the limit (median 1-s rate, its busiest phase)",
+                if highest <= f64::from(limit) {
+                    "not above the limit"
+                } else {
+                    "ABOVE THE LIMIT"
+                },
+                held / f64::from(limit) * 100.0
+            );
+        }
         if let Some((rate, how)) = &self.capacity {
             let _ = writeln!(s, "mock capacity:    {rate:.0} requests/s ({how})");
         }

@@ -321,13 +321,15 @@ impl Engine {
     pub async fn ingest(&self) -> Result<IngestReport> {
         let mut total = IngestReport::default();
         let mut cursor = self.store.meta(RENAMES_CURSOR).await?;
-        loop {
-            let page = self
-                .systems
+        let read_page = |cursor: Option<String>| async move {
+            self.systems
                 .legal_entities
                 .renames(cursor.as_deref(), 500)
                 .await
-                .context("reading the rename feed")?;
+                .context("reading the rename feed")
+        };
+        let mut next_page = Some(read_page(cursor.clone()).await?);
+        while let Some(page) = next_page.take() {
             if page.renames.is_empty() && cursor.as_deref() == Some(page.next_cursor.as_str()) {
                 break;
             }
@@ -344,18 +346,26 @@ impl Engine {
                     ended: rename_problem(r),
                 })
                 .collect();
-            let report = self
-                .store
-                .ingest(&new, RENAMES_CURSOR, &page.next_cursor, now)
-                .await?;
+            let done = page.renames.is_empty();
+            // The next page is read while this one is stored (a backfill reads thousands of pages). Its
+            // cursor moves only with the store's transaction, so a crash in between reads it again.
+            let (report, read) = tokio::join!(
+                self.store
+                    .ingest(&new, RENAMES_CURSOR, &page.next_cursor, now),
+                async {
+                    if done {
+                        None
+                    } else {
+                        Some(read_page(Some(page.next_cursor.clone())).await)
+                    }
+                }
+            );
+            let report = report?;
             total.opened += report.opened;
             total.duplicates += report.duplicates;
             total.superseded += report.superseded;
-            let done = page.renames.is_empty();
             cursor = Some(page.next_cursor);
-            if done {
-                break;
-            }
+            next_page = read.transpose()?;
         }
         if total.opened > 0 {
             info!(
@@ -989,7 +999,7 @@ impl Engine {
                 let phone = next
                     .phone
                     .as_deref()
-                    .and_then(|p| Msisdn::parse(p).ok())
+                    .and_then(|p| Msisdn::from_stored(p).ok())
                     .ok_or_else(|| AdapterError::InvalidData {
                         system: "store",
                         detail: "case has no valid phone".into(),

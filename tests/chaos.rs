@@ -7,9 +7,12 @@
 //! every mode (`unavailable`, `error`, `slow`, `malformed`). Both plays must end with the same outcome
 //! counts and the same number of SMS, consents, re-issued permits and SDU records, each written once.
 //!
-//! The default test plays 300 organisations; `cargo test --release --test chaos -- --ignored --nocapture`
-//! plays 10,000 (minutes; figures in docs/RELIABILITY.md). `SDU_CHAOS_ORGS` overrides the size of the
-//! long play.
+//! The default test plays 300 organisations, on a new in-memory SQLite database per play and, when
+//! `SDU_TEST_POSTGRES` names a server, again on a new PostgreSQL database per play;
+//! `cargo test --release --test chaos -- --ignored --nocapture` plays 10,000 on SQLite (minutes; figures in
+//! docs/RELIABILITY.md). `SDU_CHAOS_ORGS` overrides the size of the long play.
+
+mod procs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,6 +23,7 @@ use adapters::{AdapterResult, Bin, LegalEntities, Organization, RenamesPage};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mock_registries::{Fault, FaultMode, Mock, Scenario, SystemName, synthetic_epoch};
+use procs::TestDb;
 use sdu::clock::ManualClock;
 use sdu::config::Config;
 use sdu::engine::{Engine, Systems};
@@ -82,11 +86,60 @@ fn ceil_to_tick(t: DateTime<Utc>, tick: Duration) -> DateTime<Utc> {
     from_ms(v.div_euclid(step) * step + if v.rem_euclid(step) == 0 { 0 } else { step })
 }
 
-/// The engine on an in-memory store, against `mock` served on 127.0.0.1, with `tweak` applied to the
+/// Where the plays keep their cases.
+enum Backend {
+    /// A new in-memory SQLite database for each engine.
+    SqliteMemory,
+    /// A new database for each engine on the PostgreSQL server this URL names.
+    Postgres(String),
+}
+
+/// The database of one engine.
+enum PlayDb {
+    SqliteMemory,
+    Postgres(TestDb),
+}
+
+impl Backend {
+    /// `SDU_TEST_POSTGRES`, or `None` after printing the skip line.
+    fn postgres() -> Option<Self> {
+        procs::postgres_server().map(Self::Postgres)
+    }
+
+    async fn fresh(&self, tag: &str) -> PlayDb {
+        match self {
+            Self::SqliteMemory => PlayDb::SqliteMemory,
+            Self::Postgres(server) => PlayDb::Postgres(TestDb::postgres(server, tag).await),
+        }
+    }
+}
+
+impl PlayDb {
+    fn url(&self) -> &str {
+        match self {
+            Self::SqliteMemory => "sqlite::memory:",
+            Self::Postgres(db) => &db.url,
+        }
+    }
+
+    /// Closes the engine's store and drops the database.
+    async fn remove(self, engine: Engine) {
+        match engine.store {
+            Store::Sqlite(p) => p.close().await,
+            Store::Postgres(p) => p.close().await,
+        }
+        if let Self::Postgres(db) = self {
+            db.remove().await;
+        }
+    }
+}
+
+/// The engine on the store at `database`, against `mock` served on 127.0.0.1, with `tweak` applied to the
 /// systems (retries happen in simulated time, through the case back-off, not inside one instant).
 async fn engine(
     mock: &Mock,
     now: DateTime<Utc>,
+    database: &str,
     tweak: impl FnOnce(Systems) -> Systems,
 ) -> (Engine, ManualClock) {
     mock.set_now(now);
@@ -103,7 +156,7 @@ async fn engine(
         s.timeout = Duration::from_secs(30);
     })
     .expect("clients");
-    let store = Store::open("sqlite::memory:").await.expect("store");
+    let store = Store::open(database).await.expect("store");
     let clock = ManualClock::new(now);
     let engine =
         Engine::new(store, tweak(systems), Arc::new(clock.clone()), config).expect("engine");
@@ -124,12 +177,14 @@ fn set_faults(mock: &Mock, day: i64) {
 }
 
 /// Plays `n` synthetic organisations from the epoch (00:00 local on 2 November) until every case has ended
-/// (at most 40 simulated days: a head of three organisations takes three offers of up to six days each).
-async fn play(n: u64, seed: u64, faults: bool) -> (Ending, Figures) {
+/// (at most 40 simulated days: a head of three organisations takes three offers of up to six days each),
+/// on a new database of `backend`.
+async fn play(n: u64, seed: u64, faults: bool, backend: &Backend) -> (Ending, Figures) {
     let mock = Mock::synthetic(n, seed);
     let start = synthetic_epoch();
     let cap = start + chrono::Duration::days(40);
-    let (engine, clock) = engine(&mock, start, |s| s).await;
+    let db = backend.fresh("chaos").await;
+    let (engine, clock) = engine(&mock, start, db.url(), |s| s).await;
     let tick = engine.config.tick;
     let mut figures = Figures::default();
     // Replies to come: (when, sequence) -> (from, text).
@@ -208,15 +263,12 @@ async fn play(n: u64, seed: u64, faults: bool) -> (Ending, Figures) {
     figures.simulated_days = (now - start).num_days();
 
     let ending = check(&engine, &mock).await;
-    figures.transient_events = match &engine.store {
-        Store::Sqlite(p) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM case_events WHERE kind = 'transient'")
-                .fetch_one(p)
-                .await
-                .expect("count")
-        }
-        Store::Postgres(_) => unreachable!("the soak runs on SQLite"),
-    };
+    figures.transient_events = procs::scalar(
+        &engine.store,
+        "SELECT COUNT(*) FROM case_events WHERE kind = 'transient'",
+    )
+    .await;
+    db.remove(engine).await;
     (ending, figures)
 }
 
@@ -275,16 +327,17 @@ async fn check(engine: &Engine, mock: &Mock) -> Ending {
     }
 }
 
-/// Plays `n` organisations without and with faults and compares the endings.
-async fn faults_change_no_outcome(n: u64, seed: u64) {
+/// Plays `n` organisations without and with faults, each on a new database of `backend` (`label`), and
+/// compares the endings.
+async fn faults_change_no_outcome(n: u64, seed: u64, backend: &Backend, label: &str) {
     let started = Instant::now();
-    let (calm, calm_figures) = play(n, seed, false).await;
+    let (calm, calm_figures) = play(n, seed, false, backend).await;
     let calm_wall = started.elapsed();
     let started = Instant::now();
-    let (stormy, stormy_figures) = play(n, seed, true).await;
+    let (stormy, stormy_figures) = play(n, seed, true, backend).await;
     let stormy_wall = started.elapsed();
     println!(
-        "chaos {n} organisations, seed {seed}: {} SMS, {} consents, {} permits re-issued, {} SDU records; \
+        "chaos on {label}, {n} organisations, seed {seed}: {} SMS, {} consents, {} permits re-issued, {} SDU records; \
          outcomes {:?}",
         calm.sms, calm.consents, calm.permits, calm.sdu_records, calm.outcomes
     );
@@ -317,7 +370,16 @@ async fn faults_change_no_outcome(n: u64, seed: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_organisations_end_the_same_with_every_fault_at_rate_one_in_five() {
-    faults_change_no_outcome(300, 7).await;
+    faults_change_no_outcome(300, 7, &Backend::SqliteMemory, "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_organisations_on_postgres_end_the_same_with_every_fault_at_rate_one_in_five()
+{
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    faults_change_no_outcome(300, 7, &backend, "PostgreSQL").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +389,7 @@ async fn ten_thousand_organisations_end_the_same_with_every_fault_at_rate_one_in
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    faults_change_no_outcome(n, 7).await;
+    faults_change_no_outcome(n, 7, &Backend::SqliteMemory, "SQLite").await;
 }
 
 /// The legal-entity registry, slower to answer about one organisation.
@@ -353,6 +415,18 @@ impl LegalEntities for SlowAbout {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_earlier_rename_gets_the_first_offer_even_when_its_checks_finish_last() {
+    the_earlier_rename_gets_the_first_offer(&Backend::SqliteMemory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_earlier_rename_gets_the_first_offer_on_postgres_even_when_its_checks_finish_last() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    the_earlier_rename_gets_the_first_offer(&backend).await;
+}
+
+async fn the_earlier_rename_gets_the_first_offer(backend: &Backend) {
     // One head, two organisations: B renamed at 08:00, A at 12:00 (scenario 20). The registry answers
     // about B half a second late, so A's checks finish first while B is still being checked.
     let file = concat!(
@@ -364,7 +438,8 @@ async fn the_earlier_rename_gets_the_first_offer_even_when_its_checks_finish_las
     let ten = DateTime::parse_from_rfc3339("2026-11-02T10:00:00+05:00")
         .expect("time")
         .with_timezone(&Utc);
-    let (engine, _clock) = engine(&mock, ten, |mut s| {
+    let db = backend.fresh("chaos_order").await;
+    let (engine, _clock) = engine(&mock, ten, db.url(), |mut s| {
         s.legal_entities = Arc::new(SlowAbout {
             inner: s.legal_entities,
             bin: "130340564292",
@@ -394,4 +469,5 @@ async fn the_earlier_rename_gets_the_first_offer_even_when_its_checks_finish_las
     let sent = mock.sent_sms();
     assert_eq!(sent.len(), 1, "one SMS to the shared number");
     assert!(sent[0].idempotency_key.starts_with(&b[0].case_key));
+    db.remove(engine).await;
 }

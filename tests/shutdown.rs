@@ -1,6 +1,7 @@
 //! Shutdown (CONTRACT §3 `sdu daemon`: "clean shutdown on SIGINT/SIGTERM"): a daemon in the middle of a
 //! large catch-up gets SIGTERM, finishes the steps in hand and exits 0 within 10 s; its history is intact;
-//! a following `sdu run` carries on where it stopped and writes nothing twice.
+//! a following `sdu run` carries on where it stopped and writes nothing twice. Run on an SQLite file and,
+//! when `SDU_TEST_POSTGRES` names a server, on a fresh PostgreSQL database.
 
 mod procs;
 
@@ -51,9 +52,22 @@ async fn audit_is_clean(sdu: &Sdu, now: DateTime<Utc>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_daemon_stops_cleanly_on_sigterm_and_a_later_run_finishes_its_work() {
+    a_busy_daemon_stops_cleanly(TestDb::sqlite("shutdown"), "SQLite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_daemon_on_postgres_stops_cleanly_on_sigterm_and_a_later_run_finishes_its_work() {
+    let Some(server) = procs::postgres_server() else {
+        return;
+    };
+    let db = TestDb::postgres(&server, "shutdown").await;
+    a_busy_daemon_stops_cleanly(db, "PostgreSQL").await;
+}
+
+/// The story of the module on `db` (`label`), which it removes at the end.
+async fn a_busy_daemon_stops_cleanly(db: TestDb, label: &str) {
     // A world of 3000 renamed organisations; e-license answers each request 50 ms late.
     let mock = MockChild::start(&["--synthetic", &ORGANISATIONS.to_string(), "--seed", "11"]).await;
-    let db = TestDb::sqlite("shutdown");
     let store = &db.open().await;
     let sdu = Sdu {
         database: db.url.clone(),
@@ -117,7 +131,7 @@ async fn a_busy_daemon_stops_cleanly_on_sigterm_and_a_later_run_finishes_its_wor
     )
     .await;
     println!(
-        "shutdown: SIGTERM after {done_at_stop} steps of {ORGANISATIONS} cases; exit 0 after {:.1} s; {leased} claims left",
+        "shutdown on {label}: SIGTERM after {done_at_stop} steps of {ORGANISATIONS} cases; exit 0 after {:.1} s; {leased} claims left",
         stopped_after.as_secs_f64()
     );
     assert_eq!(leased, 0, "a clean stop lets go of every claim");

@@ -55,6 +55,14 @@ pub struct Config {
     /// How long a worker's claim on a case lasts before another worker may take it over.
     #[serde(with = "duration_text")]
     pub lease: Duration,
+    /// SQLite: how long a statement waits for another connection's write lock before it fails (busy).
+    #[serde(with = "duration_text")]
+    pub sqlite_busy_timeout: Duration,
+    /// How long a pass keeps retrying after the case store failed with a transient error (connection lost,
+    /// server restarting, SQLite busy): `sdu run` then gives up with exit code 1, the daemon tries again at
+    /// its next tick. Also how long a query waits for a database connection.
+    #[serde(with = "duration_text")]
+    pub database_retry_for: Duration,
     /// Legal-entity registry overrides.
     pub legal_entities: SystemSettings,
     /// e-license overrides.
@@ -171,6 +179,8 @@ impl Default for Config {
             api_listen: "127.0.0.1:8081".into(),
             log_hash_key: "sdu-development-key".into(),
             lease: Duration::from_secs(300),
+            sqlite_busy_timeout: Duration::from_secs(30),
+            database_retry_for: Duration::from_secs(60),
             legal_entities: SystemSettings::default(),
             e_license: SystemSettings::default(),
             individuals: SystemSettings::default(),
@@ -301,6 +311,9 @@ impl Config {
         if self.concurrency == 0 {
             bail!("concurrency must be at least 1");
         }
+        if self.database_retry_for < Duration::from_secs(1) {
+            bail!("database_retry_for must be at least 1s");
+        }
         Ok(())
     }
 
@@ -316,6 +329,14 @@ impl Config {
         self.ingest_cron
             .parse()
             .map_err(|e| anyhow::anyhow!("ingest_cron `{}`: {e}", self.ingest_cron))
+    }
+
+    /// How the case store waits for its database.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            sqlite_busy_timeout: self.sqlite_busy_timeout,
+            acquire_timeout: self.database_retry_for,
+        }
     }
 
     /// The adapter settings of one system, from `base_url` and its section.
@@ -375,6 +396,20 @@ mod tests {
         assert_eq!(c.sms_window.to_string(), "09:00-21:00");
         assert_eq!(c.database_url, "sqlite://sdu.db");
         assert_eq!(c.sms_language, SmsLanguage::Kk);
+        assert_eq!(c.store_options(), crate::store::StoreOptions::default());
+    }
+
+    #[test]
+    fn the_database_waits_are_settings() {
+        let env = [
+            ("SDU_SQLITE_BUSY_TIMEOUT".to_string(), "250ms".to_string()),
+            ("SDU_DATABASE_RETRY_FOR".to_string(), "5s".to_string()),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.sqlite_busy_timeout, Duration::from_millis(250));
+        assert_eq!(c.database_retry_for, Duration::from_secs(5));
+        assert_eq!(c.store_options().acquire_timeout, Duration::from_secs(5));
+        assert!(Config::from_toml_str("database_retry_for = \"0s\"").is_err());
     }
 
     #[test]

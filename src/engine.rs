@@ -32,9 +32,12 @@ use crate::case::{
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::store::{
-    CaseChange, CaseRow, IngestReport, Lease, NewCase, NewEvent, NewReply, OutboxEntry,
+    self, CaseChange, CaseRow, IngestReport, Lease, NewCase, NewEvent, NewReply, OutboxEntry,
     ReplyStatus, Store, from_ms, ms,
 };
+
+mod retry;
+use retry::retrying;
 
 /// Meta key of the rename feed cursor.
 pub const RENAMES_CURSOR: &str = "renames_cursor";
@@ -217,13 +220,30 @@ pub struct PassReport {
     pub steps: u64,
 }
 
+/// Why a step did not produce a change to record.
+#[derive(Debug)]
+enum StepError {
+    /// An external system failed: the case records it (a transient failure waits and retries, a permanent
+    /// one ends the case).
+    Upstream(AdapterError),
+    /// The case store failed: nothing is recorded, the case keeps its claim and the pass fails, to be
+    /// retried ([`Engine::pass`]). A database fault never ends or re-schedules a case.
+    Store(anyhow::Error),
+}
+
+impl From<AdapterError> for StepError {
+    fn from(e: AdapterError) -> Self {
+        Self::Upstream(e)
+    }
+}
+
 /// A step for the committer of [`Engine::drain`], the claim to keep if the worker goes on with the case,
 /// and where to send its result (the new chain head, `None`
 /// if another writer changed the case first).
 type SaveRequest = (
     CaseChange,
     Option<Lease>,
-    tokio::sync::oneshot::Sender<Result<Option<String>, String>>,
+    tokio::sync::oneshot::Sender<Result<Option<String>>>,
 );
 type Saves = tokio::sync::mpsc::UnboundedSender<SaveRequest>;
 
@@ -241,6 +261,12 @@ pub struct Engine {
     owner: String,
     steps: AtomicU64,
     stop: std::sync::OnceLock<tokio_util::sync::CancellationToken>,
+    /// The nightly-slot claim this worker last took and has not given up yet (`INGEST_CLAIM`'s value): left
+    /// behind by an attempt that failed on a database fault, it is no obstacle to this worker's retry.
+    ingest_claim: std::sync::Mutex<Option<String>>,
+    /// Set by [`Engine::drain`] when the store failed: the cases still waiting in the batch are not started
+    /// (their outward writes could not be recorded), and the pass retries them once the store answers.
+    store_failed: std::sync::atomic::AtomicBool,
     /// Called after every recorded step, for progress displays.
     pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
@@ -273,6 +299,8 @@ impl Engine {
             owner,
             steps: AtomicU64::new(0),
             stop: std::sync::OnceLock::new(),
+            ingest_claim: std::sync::Mutex::new(None),
+            store_failed: std::sync::atomic::AtomicBool::new(false),
             on_step: None,
         })
     }
@@ -293,33 +321,55 @@ impl Engine {
 
     /// One pass: ingest (always for `sdu run`, when a nightly slot is due for the daemon), read and apply
     /// replies, then drive every due case as far as it goes now.
+    ///
+    /// A transient database fault (a lost connection, a server restarting, SQLite busy) does not end the pass:
+    /// the part that failed is done again after a back-off, for up to `database_retry_for` of failures in a
+    /// row, and only then does the pass fail (see [`retry`]). An upstream system that is down
+    /// fails only its part: the ingest or the reply poll waits for the next pass, a case waits for its retry.
     pub async fn pass(&self, ingest: IngestMode) -> Result<PassReport> {
         let mut report = PassReport::default();
+        let steps_before = self.steps.load(Ordering::Relaxed);
+        let mut opened = IngestReport::default();
         let ingested = match ingest {
-            IngestMode::Now => self.ingest().await.map(Some),
-            IngestMode::Nightly => self.nightly_if_due().await,
+            IngestMode::Now => {
+                retrying!(self, self.ingest_into(&mut opened)).map(|()| Some(opened))
+            }
+            IngestMode::Nightly => retrying!(self, self.nightly_if_due()),
         };
         match ingested {
             Ok(r) => report.ingest = r,
+            Err(e) if store::is_store_error(&e) => return Err(e),
             Err(e) => report.ingest_error = Some(format!("{e:#}")),
         }
-        match self.poll_replies().await {
-            Ok(n) => report.replies_stored = n,
+        let mut stored = 0;
+        match retrying!(self, self.poll_replies_into(&mut stored)) {
+            Ok(()) => {}
+            Err(e) if store::is_store_error(&e) => return Err(e),
             Err(e) => report.replies_error = Some(format!("{e:#}")),
         }
-        let (_, deferred) = self.handle_replies().await?;
-        report.steps = self.drain().await?;
+        report.replies_stored = stored;
+        let (_, deferred) = retrying!(self, self.handle_replies())?;
+        retrying!(self, self.drain())?;
         if deferred > 0 {
             // The sends those replies waited for are recorded now.
-            self.handle_replies().await?;
-            report.steps += self.drain().await?;
+            retrying!(self, self.handle_replies())?;
+            retrying!(self, self.drain())?;
         }
+        // Counted by the engine, so that steps recorded by an attempt that failed later are counted too.
+        report.steps = self.steps.load(Ordering::Relaxed) - steps_before;
         Ok(report)
     }
 
     /// Reads the rename feed from the stored cursor to its end, opening one case per rename.
     pub async fn ingest(&self) -> Result<IngestReport> {
         let mut total = IngestReport::default();
+        self.ingest_into(&mut total).await?;
+        Ok(total)
+    }
+
+    /// [`Engine::ingest`], adding what each page's transaction did to `total` as it commits (so that an
+    /// ingest retried after a failure counts the pages it had already done).
+    async fn ingest_into(&self, total: &mut IngestReport) -> Result<()> {
         let mut cursor = self.store.meta(RENAMES_CURSOR).await?;
         let read_page = |cursor: Option<String>| async move {
             self.systems
@@ -374,7 +424,7 @@ impl Engine {
                 "ingested renames"
             );
         }
-        Ok(total)
+        Ok(())
     }
 
     /// Runs the nightly ingest if a scheduled instant has passed since the last one done (catch-up included).
@@ -411,12 +461,16 @@ impl Engine {
         // overlapping after an expired lease open nothing twice.
         let wall = ms(SystemClock.now());
         let claim = self.store.meta(INGEST_CLAIM).await?;
-        let held = claim
-            .as_deref()
-            .and_then(|c| c.split_once('|'))
-            .is_some_and(|(claimed_slot, expiry)| {
-                claimed_slot == slot.to_rfc3339() && expiry.parse::<i64>().is_ok_and(|e| e > wall)
-            });
+        let own = self.ingest_claim.lock().expect("not poisoned").clone();
+        let held = claim.is_some()
+            && claim != own
+            && claim
+                .as_deref()
+                .and_then(|c| c.split_once('|'))
+                .is_some_and(|(claimed_slot, expiry)| {
+                    claimed_slot == slot.to_rfc3339()
+                        && expiry.parse::<i64>().is_ok_and(|e| e > wall)
+                });
         if held {
             return Ok(None);
         }
@@ -425,6 +479,9 @@ impl Engine {
             slot.to_rfc3339(),
             wall + self.config.lease.as_millis() as i64
         );
+        // Noted before the write: a write that reached the database although it reported an error still
+        // leaves a claim this worker recognises as its own.
+        *self.ingest_claim.lock().expect("not poisoned") = Some(mine.clone());
         if !self
             .store
             .swap_meta(INGEST_CLAIM, claim.as_deref(), &mine)
@@ -435,7 +492,7 @@ impl Engine {
         // A worker that read the slot as due just before another finished it and let its claim go would
         // otherwise ingest the same slot again: look once more now that the claim is ours.
         if self.store.meta(LAST_INGEST_SLOT).await?.as_deref() != Some(last_text.as_str()) {
-            self.store.swap_meta(INGEST_CLAIM, Some(&mine), "").await?;
+            self.give_up_ingest_claim(&mine).await?;
             return Ok(None);
         }
         let report = self.ingest().await;
@@ -445,8 +502,14 @@ impl Engine {
                 .await?;
         }
         // Give the claim up either way: done, or free for the next tick to retry.
-        self.store.swap_meta(INGEST_CLAIM, Some(&mine), "").await?;
+        self.give_up_ingest_claim(&mine).await?;
         report.map(Some)
+    }
+
+    async fn give_up_ingest_claim(&self, mine: &str) -> Result<()> {
+        self.store.swap_meta(INGEST_CLAIM, Some(mine), "").await?;
+        *self.ingest_claim.lock().expect("not poisoned") = None;
+        Ok(())
     }
 
     /// The next scheduled ingest instant after `now`.
@@ -481,6 +544,12 @@ impl Engine {
     /// Reads new replies from the gateway and stores them before anything else looks at them.
     pub async fn poll_replies(&self) -> Result<u64> {
         let mut stored = 0;
+        self.poll_replies_into(&mut stored).await?;
+        Ok(stored)
+    }
+
+    /// [`Engine::poll_replies`], adding to `stored` as each page's transaction commits.
+    async fn poll_replies_into(&self, stored: &mut u64) -> Result<()> {
         let mut cursor = self.store.meta(REPLIES_CURSOR).await?;
         loop {
             let page = self
@@ -504,7 +573,7 @@ impl Engine {
                     received_at: r.received_at,
                 })
                 .collect();
-            stored += self
+            *stored += self
                 .store
                 .store_replies(&replies, REPLIES_CURSOR, &page.next_cursor)
                 .await?;
@@ -513,7 +582,7 @@ impl Engine {
                 break;
             }
         }
-        Ok(stored)
+        Ok(())
     }
 
     /// Matches stored replies to open offers, in arrival order. Returns how many were handled and how many
@@ -657,6 +726,7 @@ impl Engine {
     /// previous one is saved, so each case still moves one recorded step at a time.
     pub async fn drain(&self) -> Result<u64> {
         let start = self.steps.load(Ordering::Relaxed);
+        self.store_failed.store(false, Ordering::Relaxed);
         let concurrency = self.config.concurrency;
         let (saves, queue) = tokio::sync::mpsc::unbounded_channel();
         // The work owns the sender: when it ends, the committer sees the channel close and ends too.
@@ -681,12 +751,22 @@ impl Engine {
                 }
                 let batch = self.take_offer_slots(batch, now).await?;
                 let results: Vec<Result<()>> = futures::stream::iter(batch)
-                    .map(|row| self.advance(row, &saves))
+                    .map(|row| async {
+                        let result = self.advance(row, &saves).await;
+                        if result.as_ref().is_err_and(store::is_store_error) {
+                            self.store_failed.store(true, Ordering::Relaxed);
+                        }
+                        result
+                    })
                     .buffer_unordered(concurrency)
                     .collect()
                     .await;
-                for r in results {
-                    r?;
+                // The error that says why, rather than one of the steps left out after it.
+                let mut errors: Vec<anyhow::Error> =
+                    results.into_iter().filter_map(Result::err).collect();
+                errors.sort_by_key(|e| e.is::<store::NotAttempted>());
+                if let Some(e) = errors.into_iter().next() {
+                    return Err(e);
                 }
             }
             Ok::<_, anyhow::Error>(())
@@ -733,7 +813,8 @@ impl Engine {
 
     /// The committer of [`Engine::drain`]: saves every change waiting at once, in one transaction, and
     /// answers each with its result. A batch that fails as a whole (a deadlock between two workers on
-    /// PostgreSQL, say) is retried change by change, so that one bad change cannot sink the others.
+    /// PostgreSQL, say) is retried change by change, so that one bad change cannot sink the others; one that
+    /// fails because the database is away or busy is not.
     async fn commit(
         &self,
         mut queue: tokio::sync::mpsc::UnboundedReceiver<SaveRequest>,
@@ -748,9 +829,29 @@ impl Engine {
                 leases.push(lease);
                 answers.push(answer);
             }
-            let results: Vec<Result<Option<String>, String>> =
+            // Once the store has failed in this drain, nothing more is saved: the workers waiting for these
+            // answers fail, and the pass retries their cases (each waiting for the database in turn would
+            // only delay that).
+            if self.store_failed.load(Ordering::Relaxed) {
+                for answer in answers {
+                    let _ = answer.send(Err(store::NotAttempted("an earlier save".into()).into()));
+                }
+                continue;
+            }
+            let results: Vec<Result<Option<String>>> =
                 match self.store.save_many(&changes, &leases).await {
                     Ok(saved) => saved.into_iter().map(Ok).collect(),
+                    // The database is unreachable or busy: no use trying these one by one.
+                    Err(e) if store::is_transient(&e) && !store::is_conflict(&e) => {
+                        self.store_failed.store(true, Ordering::Relaxed);
+                        let cause = format!("{e:#}");
+                        let mut failed = vec![Err(e)];
+                        failed.extend(
+                            (1..changes.len())
+                                .map(|_| Err(store::NotAttempted(cause.clone()).into())),
+                        );
+                        failed
+                    }
                     Err(e) => {
                         debug!(
                             "group commit of {} steps failed, saving one by one: {e:#}",
@@ -758,14 +859,23 @@ impl Engine {
                         );
                         let mut one_by_one = Vec::with_capacity(changes.len());
                         for (change, lease) in changes.iter().zip(leases) {
+                            if self.store_failed.load(Ordering::Relaxed) {
+                                one_by_one.push(Err(
+                                    store::NotAttempted("an earlier save".into()).into()
+                                ));
+                                continue;
+                            }
                             let saved = self
                                 .store
                                 .save_many(std::slice::from_ref(change), &[lease])
                                 .await;
-                            one_by_one.push(match saved {
-                                Ok(mut saved) => Ok(saved.pop().flatten()),
-                                Err(e) => Err(format!("{e:#}")),
-                            });
+                            if saved
+                                .as_ref()
+                                .is_err_and(|e| store::is_transient(e) && !store::is_conflict(e))
+                            {
+                                self.store_failed.store(true, Ordering::Relaxed);
+                            }
+                            one_by_one.push(saved.map(|mut saved| saved.pop().flatten()));
                         }
                         one_by_one
                     }
@@ -781,6 +891,9 @@ impl Engine {
     /// Advances one claimed case until it waits (on time, a reply, a phone or a system) or ends.
     async fn advance(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
         loop {
+            if self.store_failed.load(Ordering::Relaxed) {
+                return Err(store::NotAttempted("an earlier step of this pass".into()).into());
+            }
             let now = self.clock.now();
             let Some(stage) = row.stage() else {
                 self.store.release(row.id).await?;
@@ -796,7 +909,8 @@ impl Engine {
             };
             let mut change = match step {
                 Ok(change) => change,
-                Err(error) => self.on_error(&row, stage, error, now),
+                Err(StepError::Upstream(error)) => self.on_error(&row, stage, error, now),
+                Err(StepError::Store(error)) => return Err(error),
             };
             change.expected_version = version;
             change.now = now;
@@ -821,13 +935,16 @@ impl Engine {
                 .map_err(|_| anyhow::anyhow!("the committer stopped"))?;
             let saved = saved
                 .await
-                .map_err(|_| anyhow::anyhow!("the committer stopped"))?
-                .map_err(anyhow::Error::msg)?;
+                .map_err(|_| anyhow::anyhow!("the committer stopped"))??;
             let Some(last_hash) = saved else {
                 warn!(
                     case = row.id,
                     "case changed by another writer; step dropped"
                 );
+                // If the "other writer" was this worker (a commit that went through although the database
+                // reported an error, then retried), the case still bears this worker's claim: let it go, or
+                // the case would wait for the claim to expire.
+                self.store.release_if_owner(row.id, &self.owner).await?;
                 return Ok(());
             };
             let n = self.steps.fetch_add(1, Ordering::Relaxed) + 1;
@@ -921,7 +1038,7 @@ impl Engine {
         &self,
         row: &CaseRow,
         now: DateTime<Utc>,
-    ) -> Result<CaseChange, AdapterError> {
+    ) -> Result<CaseChange, StepError> {
         let bin = Self::bin(row)?;
         let mut findings = Vec::new();
         let assessment = gather(&self.systems, &bin, &row.to_name, &mut findings).await?;
@@ -958,11 +1075,7 @@ impl Engine {
         Ok(self.change(next, events, vec![]))
     }
 
-    async fn step_offer(
-        &self,
-        row: &CaseRow,
-        now: DateTime<Utc>,
-    ) -> Result<CaseChange, AdapterError> {
+    async fn step_offer(&self, row: &CaseRow, now: DateTime<Utc>) -> Result<CaseChange, StepError> {
         let state = OfferState {
             stage: row.stage().unwrap_or(Stage::Queued),
             attempt: row.attempt as u8,
@@ -982,12 +1095,11 @@ impl Engine {
             }
             OfferStep::Send { attempt } => {
                 if next.offer_phone.is_none() {
-                    let taken = self.store.take_offer_slot(row).await.map_err(|e| {
-                        AdapterError::Transient {
-                            system: "store",
-                            detail: e.to_string(),
-                        }
-                    })?;
+                    let taken = self
+                        .store
+                        .take_offer_slot(row)
+                        .await
+                        .map_err(StepError::Store)?;
                     if !taken {
                         // An earlier case holds this phone's offer; its end wakes this one. The fallback due
                         // time only guards against a missed wake-up.
@@ -1064,7 +1176,7 @@ impl Engine {
         &self,
         row: &CaseRow,
         now: DateTime<Utc>,
-    ) -> Result<CaseChange, AdapterError> {
+    ) -> Result<CaseChange, StepError> {
         let (bin, head) = (Self::bin(row)?, Self::head(row)?);
         let mut next = row.clone();
         if let Some(ending) = self.recheck(&head).await? {
@@ -1094,7 +1206,7 @@ impl Engine {
         &self,
         row: &CaseRow,
         now: DateTime<Utc>,
-    ) -> Result<CaseChange, AdapterError> {
+    ) -> Result<CaseChange, StepError> {
         let bin = Self::bin(row)?;
         let mut next = row.clone();
         let mut reissued = row.reissued_ids();
@@ -1138,7 +1250,7 @@ impl Engine {
         &self,
         row: &CaseRow,
         now: DateTime<Utc>,
-    ) -> Result<CaseChange, AdapterError> {
+    ) -> Result<CaseChange, StepError> {
         let (bin, head) = (Self::bin(row)?, Self::head(row)?);
         let key = IdempotencyKey::for_step(&row.case_key, "sdu");
         let record = SduRecord {

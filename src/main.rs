@@ -239,13 +239,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let clock = clock(&cli)?;
     match &cli.command {
         Command::Migrate => {
-            Store::open(&config.database_url).await?;
+            open_store(&config).await?;
             println!("migrations applied to {}", redact(&config.database_url));
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { mock, json } => {
             let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
-            let store = Store::open(&config.database_url).await?;
+            let store = open_store(&config).await?;
             let systems = Systems::http(&config, |_| {})?;
             let mut engine = Engine::new(store, systems, clock, config)?;
             if std::io::stderr().is_terminal() {
@@ -255,7 +255,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     }
                 }));
             }
-            let report = engine.pass(sdu::engine::IngestMode::Now).await?;
+            let report = engine
+                .pass(sdu::engine::IngestMode::Now)
+                .await
+                .map_err(|e| in_store(e, &engine.config))?;
             let summary = engine.summary().await?;
             if *json {
                 println!("{}", serde_json::json!({"pass": report, "cases": summary}));
@@ -269,7 +272,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Daemon { mock } => {
             let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
-            let store = Store::open(&config.database_url).await?;
+            let store = open_store(&config).await?;
             let systems = Systems::http(&config, |_| {})?;
             let engine = Arc::new(Engine::new(store, systems, clock, config)?);
             sdu::daemon::run(engine).await?;
@@ -350,7 +353,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let store = Store::open(&config.database_url).await?;
+            let store = open_store(&config).await?;
             match sdu::audit::verify(&store).await? {
                 None => {
                     println!("audit: every case's history is intact");
@@ -365,6 +368,23 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+/// Opens the case store with the configured waits; an error names the store (password hidden).
+async fn open_store(config: &Config) -> Result<Store> {
+    Store::open_with(&config.database_url, config.store_options())
+        .await
+        .map_err(|e| in_store(e, config))
+}
+
+/// A database error, prefixed with the store it concerns (the URL without its password; no personal data:
+/// the driver's messages name codes and statements, not values).
+fn in_store(e: anyhow::Error, config: &Config) -> anyhow::Error {
+    if sdu::store::is_store_error(&e) {
+        e.context(format!("case store {}", redact(&config.database_url)))
+    } else {
+        e
     }
 }
 

@@ -14,8 +14,8 @@
 //! kill rarely hits.
 //!
 //! `SDU_KILL_ROUNDS` (kills per stop, default 2) and `SDU_KILL_SEED` (default 7) make longer runs:
-//! `scripts/kill-soak.sh ROUNDS [SEEDS]`. With `SDU_TEST_POSTGRES` set, the run variant is also played on
-//! PostgreSQL (a fresh database per run) against the same SQLite reference.
+//! `scripts/kill-soak.sh ROUNDS [SEEDS]`. With `SDU_TEST_POSTGRES` set, the run and daemon variants are also
+//! played on PostgreSQL (a fresh database per run) against the same SQLite reference.
 
 mod procs;
 
@@ -775,6 +775,15 @@ async fn sdu_run_killed_on_postgres_loses_nothing_and_repeats_no_write() {
     };
     let db = TestDb::postgres(&server, "kill").await;
     killed_play_matches_the_reference(Mode::Run, db, "sdu run, PostgreSQL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_killed_on_postgres_loses_nothing_and_repeats_no_write() {
+    let Some(server) = procs::postgres_server() else {
+        return;
+    };
+    let db = TestDb::postgres(&server, "kill_daemon").await;
+    killed_play_matches_the_reference(Mode::Daemon, db, "sdu daemon, PostgreSQL").await;
 }
 
 /// Waits up to `within` for `condition`; false if it never held.

@@ -1,20 +1,19 @@
 //! The store's queries, written once and instantiated per backend by [`store_impl`].
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 /// Opens an SQLite pool: the file is created 0600 (it holds personal data), WAL, a busy timeout.
-pub async fn open_sqlite(url: &str) -> Result<sqlx::SqlitePool> {
+pub async fn open_sqlite(url: &str, wait: super::StoreOptions) -> Result<sqlx::SqlitePool> {
     let options = SqliteConnectOptions::from_str(url)
         .with_context(|| "invalid SQLite URL")?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(wait.sqlite_busy_timeout)
         .foreign_keys(true);
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if !in_memory {
@@ -28,7 +27,7 @@ pub async fn open_sqlite(url: &str) -> Result<sqlx::SqlitePool> {
         // A ping before every acquire is one more round trip to the connection's thread per query; a broken
         // connection shows as an error of the query itself anyway.
         .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(60))
+        .acquire_timeout(wait.acquire_timeout)
         .connect_with(options)
         .await
         .with_context(|| format!("cannot open SQLite database {}", options_display(url)))?;
@@ -71,11 +70,16 @@ fn create_private_file(_path: &std::path::Path) -> Result<()> {
 }
 
 /// Opens a PostgreSQL pool.
-pub async fn open_postgres(url: &str) -> Result<sqlx::PgPool> {
+///
+/// No ping before each acquire: after a server restart each pooled connection fails one query, and sqlx
+/// pings a connection when it comes back to the pool and closes it if the ping fails, so a broken
+/// connection is never handed out twice; the engine retries the failed operation (`store::is_transient`).
+/// New connections to a server that is still starting are retried by sqlx until `acquire_timeout`.
+pub async fn open_postgres(url: &str, wait: super::StoreOptions) -> Result<sqlx::PgPool> {
     PgPoolOptions::new()
         .max_connections(16)
         .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(60))
+        .acquire_timeout(wait.acquire_timeout)
         .connect(url)
         .await
         .context("cannot connect to PostgreSQL")
@@ -750,6 +754,23 @@ macro_rules! store_impl {
         pub async fn release(p: &Pool<Db>, case_id: i64) -> Result<()> {
             sqlx::query("UPDATE cases SET lease_owner = NULL, lease_until = NULL WHERE id = $1").bind(case_id).execute(p).await?;
             Ok(())
+        }
+
+        pub async fn release_if_owner(p: &Pool<Db>, case_id: i64, owner: &str) -> Result<()> {
+            sqlx::query("UPDATE cases SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2")
+                .bind(case_id)
+                .bind(owner)
+                .execute(p)
+                .await?;
+            Ok(())
+        }
+
+        pub async fn release_all_of(p: &Pool<Db>, owner: &str) -> Result<u64> {
+            let done = sqlx::query("UPDATE cases SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1")
+                .bind(owner)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected())
         }
 
         pub async fn next_due(p: &Pool<Db>) -> Result<Option<i64>> {

@@ -8,7 +8,10 @@
 //! (`migrations/sqlite`, `migrations/postgres`). Every change to a case is one transaction, guarded by the
 //! row's `version`, so two workers can never both apply a step.
 
+mod fault;
 mod imp;
+
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeZone, Utc};
@@ -16,6 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::case::{Ending, Outcome, Reason, Stage};
+
+pub use fault::{NotAttempted, is_conflict, is_store_error, is_transient};
 
 /// Milliseconds since the Unix epoch: the storage form of every instant.
 pub fn ms(t: DateTime<Utc>) -> i64 {
@@ -355,12 +360,38 @@ macro_rules! dispatch {
     };
 }
 
+/// How the store waits for its database (settings `sqlite_busy_timeout` and `database_retry_for`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// SQLite: how long a statement waits for another connection's write lock before it fails with
+    /// `SQLITE_BUSY` (which the engine then retries as a transient fault).
+    pub sqlite_busy_timeout: Duration,
+    /// How long a query waits for a pooled connection, a new connection to a server that is restarting
+    /// included, before it fails.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            sqlite_busy_timeout: Duration::from_secs(30),
+            acquire_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 impl Store {
-    /// Opens (creating an SQLite file with mode 0600 if needed) and migrates the store.
+    /// Opens (creating an SQLite file with mode 0600 if needed) and migrates the store, with the default
+    /// [`StoreOptions`].
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with the given waits.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Self> {
         let store = match Backend::of(url)? {
-            Backend::Sqlite => Store::Sqlite(imp::open_sqlite(url).await?),
-            Backend::Postgres => Store::Postgres(imp::open_postgres(url).await?),
+            Backend::Sqlite => Store::Sqlite(imp::open_sqlite(url, options).await?),
+            Backend::Postgres => Store::Postgres(imp::open_postgres(url, options).await?),
         };
         store.migrate().await?;
         Ok(store)
@@ -502,6 +533,17 @@ impl Store {
     /// Lets go of a claim without changing the case.
     pub async fn release(&self, case_id: i64) -> Result<()> {
         dispatch!(self, release(case_id))
+    }
+
+    /// Lets go of a claim if `owner` still holds it (another worker's claim stays).
+    pub async fn release_if_owner(&self, case_id: i64, owner: &str) -> Result<()> {
+        dispatch!(self, release_if_owner(case_id, owner))
+    }
+
+    /// Lets go of every claim `owner` holds; returns how many. Only for a worker with no case in hand (after
+    /// a pass that failed on a database error), so that it can take its cases up again at once.
+    pub async fn release_all_of(&self, owner: &str) -> Result<u64> {
+        dispatch!(self, release_all_of(owner))
     }
 
     /// The earliest due time of any open case.

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+mod procs;
+
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::Command;
@@ -454,12 +456,28 @@ async fn dry_run_against_a_separately_started_mock_sends_and_writes_nothing() {
 async fn run_with_the_demo_mock_drives_and_counts_its_16_cases() {
     let dir = TempDir::new();
     let database = sqlite_url(&dir, "a.db");
+    run_with_the_demo_mock(&dir, &database).await;
+    assert!(dir.join("a.db").exists());
+}
+
+#[tokio::test]
+async fn run_with_the_demo_mock_on_postgres_drives_and_counts_its_16_cases() {
+    let Some(server) = procs::postgres_server() else {
+        return;
+    };
+    let db = procs::TestDb::postgres(&server, "cli").await;
+    run_with_the_demo_mock(&TempDir::new(), &db.url).await;
+    db.remove().await;
+}
+
+/// Two `sdu run --json` passes over the demo world at 10:00 on `database`, in `dir`.
+async fn run_with_the_demo_mock(dir: &TempDir, database: &str) {
     let args = [
         "run",
         "--mock",
         DEMO,
         "--database",
-        &database,
+        database,
         "--now",
         "2026-11-02T10:00:00+05:00",
         "--json",
@@ -488,7 +506,6 @@ async fn run_with_the_demo_mock_drives_and_counts_its_16_cases() {
         "offers went out at 10:00: {summary}"
     );
     assert_no_personal_data(&first.stdout);
-    assert!(dir.join("a.db").exists());
 
     assert_eq!(again.code, Some(0), "{again}");
     let summary = again.json();

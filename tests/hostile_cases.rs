@@ -81,13 +81,30 @@ expect:
 
 #[tokio::test]
 async fn hostile_records_fail_only_their_own_cases_and_the_rest_of_the_run_proceeds() {
+    hostile_records_fail_only_their_own_cases(FreshDatabase::SqliteMemory).await;
+}
+
+#[tokio::test]
+async fn on_postgres_hostile_records_fail_only_their_own_cases_and_the_rest_of_the_run_proceeds() {
+    let server = match std::env::var("SDU_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            println!("skipped: SDU_TEST_POSTGRES not set");
+            return;
+        }
+    };
+    hostile_records_fail_only_their_own_cases(FreshDatabase::Postgres(server)).await;
+}
+
+/// The scenario of the module on a fresh database of `db`'s kind.
+async fn hostile_records_fail_only_their_own_cases(db: FreshDatabase) {
     let path: PathBuf = std::env::temp_dir().join(format!(
         "sdu-hostile-cases-{}.yaml",
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::write(&path, SCENARIO).unwrap();
 
-    let result = run_file(&path, &Config::default(), &FreshDatabase::SqliteMemory).await;
+    let result = run_file(&path, &Config::default(), &db).await;
     let _ = std::fs::remove_file(&path);
     let result = result.unwrap();
 

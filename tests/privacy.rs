@@ -8,6 +8,8 @@
 //! request URLs hold IINs (`/individuals/persons/{iin}`); so is sqlx, which logs each statement at debug
 //! (the SQL text with its `$n` placeholders, never the bound values).
 
+mod procs;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -411,6 +413,25 @@ async fn synthetic_personal_data(n: u64, now: chrono::DateTime<chrono::Utc>) -> 
 
 #[tokio::test]
 async fn a_pass_over_a_synthetic_world_at_trace_prints_no_personal_data() {
+    let dir = TempDir::new("synthetic");
+    let database = format!("sqlite://{}", dir.0.join("sdu.db").display());
+    a_synthetic_pass_prints_no_personal_data(database, dir).await;
+}
+
+/// The same pass on PostgreSQL, whose error and notice texts (a key that already exists, say) may quote
+/// the values of a row: none must reach the output.
+#[tokio::test]
+async fn a_pass_over_a_synthetic_world_on_postgres_at_trace_prints_no_personal_data() {
+    let Some(server) = procs::postgres_server() else {
+        return;
+    };
+    let db = procs::TestDb::postgres(&server, "privacy").await;
+    a_synthetic_pass_prints_no_personal_data(db.url.clone(), TempDir::new("synthetic-pg")).await;
+    db.remove().await;
+}
+
+/// `sdu run --mock synthetic:150` at trace on `database`, with `dir` as its working folder (removed after).
+async fn a_synthetic_pass_prints_no_personal_data(database: String, dir: TempDir) {
     const N: u64 = 150;
     const NOW: &str = "2026-11-02T10:00:00+05:00";
     let now = chrono::DateTime::parse_from_rfc3339(NOW)
@@ -419,8 +440,6 @@ async fn a_pass_over_a_synthetic_world_at_trace_prints_no_personal_data() {
     let data = synthetic_personal_data(N, now).await;
     assert!(data.iins.len() > 50 && data.phones.len() > 50 && data.names.len() > 50);
 
-    let dir = TempDir::new("synthetic");
-    let database = format!("sqlite://{}", dir.0.join("sdu.db").display());
     let spec = format!("synthetic:{N}");
     let output = tokio::task::spawn_blocking(move || {
         let out = sdu(

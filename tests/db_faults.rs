@@ -464,65 +464,11 @@ async fn check(
 
     // Consents, re-issues and write-backs: one per step of each re-issued case, none elsewhere.
     let state = mock.state().await;
-    let consents: BTreeSet<String> = state
-        .consents
-        .iter()
-        .map(|c| c.idempotency_key.clone())
-        .collect();
-    assert_eq!(
-        consents.len(),
-        state.consents.len(),
-        "a consent recorded twice"
-    );
-    let sdu_records: BTreeSet<String> = state
-        .sdu_records
-        .iter()
-        .map(|r| r.idempotency_key.clone())
-        .collect();
-    assert_eq!(
-        sdu_records.len(),
-        state.sdu_records.len(),
-        "an SDU record written twice"
-    );
-    let reissued: Vec<_> = cases.iter().filter(|c| c.status == "reissued").collect();
-    assert!(!reissued.is_empty(), "the plan re-issues permits");
-    let want = |step: &str| -> BTreeSet<String> {
-        reissued
-            .iter()
-            .map(|c| format!("{}:{step}", c.case_key))
-            .collect()
-    };
-    assert_eq!(consents, want("consent"), "consents vs re-issued cases");
-    assert_eq!(sdu_records, want("sdu"), "SDU records vs re-issued cases");
-    let mut want_permits = BTreeSet::new();
-    for c in &reissued {
-        assert_eq!(c.reissued_ids(), c.permit_ids(), "case {}: permits", c.id);
-        for p in c.permit_ids() {
-            want_permits.insert((
-                p.clone(),
-                format!("{}:reissue:{p}", c.case_key),
-                c.to_name.clone(),
-            ));
-        }
-    }
-    let permit_writes: Vec<_> = state
-        .permits
-        .iter()
-        .filter_map(|p| {
-            let key = p.idempotency_key.clone()?;
-            Some((p.permit_id.clone(), key, p.holder_name.clone()))
-        })
-        .collect();
-    let permits: BTreeSet<_> = permit_writes.iter().cloned().collect();
-    assert_eq!(
-        permits.len(),
-        permit_writes.len(),
-        "a permit re-issued twice"
-    );
-    assert_eq!(
-        permits, want_permits,
-        "permits re-issued vs re-issued cases"
-    );
+    let procs::ReissueWrites {
+        consents,
+        sdu_records,
+        permits,
+    } = procs::assert_reissue_writes_once(&state, &cases);
 
     // The store recorded exactly the writes the mock holds.
     let outbox: Vec<String> = procs::texts(&store, "SELECT idempotency_key FROM outbox").await;

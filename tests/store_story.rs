@@ -147,6 +147,7 @@ on_both_backends!(
     the_phone_slot_goes_to_one_case_only_in_rename_order,
     ending_a_case_frees_its_phone_and_wakes_the_next_queued_case,
     a_reply_seen_twice_is_stored_once_and_pending_replies_come_in_arrival_order,
+    pending_replies_are_read_on_page_by_page_from_where_the_last_page_ended,
     the_event_log_refuses_updates_and_deletes,
     the_audit_is_clean_for_an_untouched_history,
     the_audit_reports_an_event_changed_after_it_was_written,
@@ -878,6 +879,71 @@ async fn a_reply_seen_twice_is_stored_once_and_pending_replies_come_in_arrival_o
         ids,
         ["m4", "m3"],
         "a handled reply leaves the queue; the limit holds"
+    );
+}
+
+async fn pending_replies_are_read_on_page_by_page_from_where_the_last_page_ended(store: Store) {
+    let replies = [
+        reply("m1", "2026-11-02T10:05:00+05:00", "1"),
+        reply("m2", "2026-11-02T10:01:00+05:00", "2"),
+        reply("m3", "2026-11-02T10:03:00+05:00", "1"),
+        reply("m4", "2026-11-02T10:03:00+05:00", "2"),
+        reply("m5", "2026-11-02T10:00:00+05:00", "1"),
+    ];
+    store
+        .store_replies(&replies, "sms.cursor", "c1")
+        .await
+        .unwrap();
+    let start = (i64::MIN, i64::MIN);
+
+    let first = store.pending_replies_after(start, 2).await.unwrap();
+    let last = first.last().unwrap();
+    let second = store
+        .pending_replies_after((last.received_at, last.id), 2)
+        .await
+        .unwrap();
+    let last = second.last().unwrap();
+    let third = store
+        .pending_replies_after((last.received_at, last.id), 2)
+        .await
+        .unwrap();
+    let last = third.last().unwrap();
+    let after_the_end = store
+        .pending_replies_after((last.received_at, last.id), 2)
+        .await
+        .unwrap();
+
+    let ids = |page: &[sdu::store::ReplyRow]| -> Vec<String> {
+        page.iter().map(|r| r.message_id.clone()).collect()
+    };
+    assert_eq!(ids(&first), ["m5", "m2"], "arrival order, the limit holds");
+    assert_eq!(
+        ids(&second),
+        ["m3", "m4"],
+        "two replies of the same instant: in the order they were stored, neither skipped"
+    );
+    assert_eq!(ids(&third), ["m1"]);
+    assert!(after_the_end.is_empty());
+    assert_eq!(
+        ids(&store.pending_replies_after(start, 10).await.unwrap()),
+        ids(&store.pending_replies(10).await.unwrap()),
+        "from the start, the same as the unpaged read"
+    );
+
+    let m3 = second[0].id;
+    store
+        .resolve_reply(
+            m3,
+            ReplyStatus::Matched,
+            None,
+            t("2026-11-02T10:06:00+05:00"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&store.pending_replies_after(start, 10).await.unwrap()),
+        ["m5", "m2", "m4", "m1"],
+        "a handled reply is no longer pending"
     );
 }
 

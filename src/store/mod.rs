@@ -463,6 +463,17 @@ impl Store {
         dispatch!(self, pending_replies(limit))
     }
 
+    /// Replies not handled yet that arrived after `after` (`(received_at, id)` of the last one read), in
+    /// arrival order: the next page of [`Store::pending_replies`], read through the index instead of again
+    /// from the start.
+    pub async fn pending_replies_after(
+        &self,
+        after: (i64, i64),
+        limit: i64,
+    ) -> Result<Vec<ReplyRow>> {
+        dispatch!(self, pending_replies_after(after, limit))
+    }
+
     /// Marks a reply handled without changing any case.
     pub async fn resolve_reply(
         &self,

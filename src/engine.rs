@@ -247,6 +247,17 @@ type SaveRequest = (
 );
 type Saves = tokio::sync::mpsc::UnboundedSender<SaveRequest>;
 
+/// Cases for [`Engine::drain`] to advance.
+enum Refill {
+    /// Newly claimed, in claim order; `slots_taken` if their offer slots were taken with the claim.
+    Claimed {
+        rows: Vec<CaseRow>,
+        slots_taken: bool,
+    },
+    /// Held queued cases, their offer slots now taken.
+    Released(Vec<CaseRow>),
+}
+
 /// The orchestrator: store, systems, clock and settings.
 pub struct Engine {
     /// The case store.
@@ -592,17 +603,19 @@ impl Engine {
     pub async fn handle_replies(&self) -> Result<(u64, u64)> {
         let (mut handled, mut deferred) = (0, 0);
         let mut waiting: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        // Where the last page ended: each page is read on from there (a reply that waits is not read again
+        // in this call, and the pages are not sorted again from the start).
+        let mut after = (i64::MIN, i64::MIN);
         loop {
-            let batch: Vec<_> = self
-                .store
-                .pending_replies(500)
-                .await?
+            let page = self.store.pending_replies_after(after, 500).await?;
+            let Some(last) = page.last() else {
+                return Ok((handled, deferred));
+            };
+            after = (last.received_at, last.id);
+            let batch: Vec<_> = page
                 .into_iter()
                 .filter(|r| !waiting.contains(&r.id))
                 .collect();
-            if batch.is_empty() {
-                return Ok((handled, deferred));
-            }
             // Matches are saved together (one transaction), in reply order; a second reply from a number
             // already matched in this group first waits for the group to be saved, so that it sees the case
             // as the first reply left it.
@@ -720,10 +733,17 @@ impl Engine {
 
     /// Drives every due case until none is due now; returns the steps recorded.
     ///
-    /// Cases are claimed in batches and advanced `concurrency` at a time; their steps are saved by one
-    /// committer that applies every step waiting at that moment in one transaction (group commit), so that
-    /// the store does one commit for many steps instead of one each. A case's next step starts only once its
-    /// previous one is saved, so each case still moves one recorded step at a time.
+    /// Up to `concurrency` cases advance at once. Due cases are claimed ahead, twice `concurrency` at a time,
+    /// while the claimed ones advance, so that neither the HTTP clients nor the store wait for the other at
+    /// the end of a batch. Steps are saved by one committer that applies every step waiting at that moment
+    /// in one transaction (group commit), so that the store does one commit for many steps instead of one
+    /// each. A case's next step starts only once its previous one is saved, so each case still moves one
+    /// recorded step at a time. The drain ends when a claim finds nothing due and no case is in hand.
+    ///
+    /// A queued case claimed while cases of this drain are still being checked waits for those checks
+    /// before it takes its phone's offer slot: of two organisations of one head, the earlier rename, maybe
+    /// still being checked, gets the first offer (`take_offer_slot` orders queued cases, not cases still
+    /// being checked).
     pub async fn drain(&self) -> Result<u64> {
         let start = self.steps.load(Ordering::Relaxed);
         self.store_failed.store(false, Ordering::Relaxed);
@@ -732,49 +752,125 @@ impl Engine {
         // The work owns the sender: when it ends, the committer sees the channel close and ends too.
         let work = async move {
             let saves: Saves = saves;
-            while !self.stopping() {
-                let now = self.clock.now();
-                let wall = ms(SystemClock.now());
-                let lease_until = wall + self.config.lease.as_millis() as i64;
-                let batch = self
-                    .store
-                    .claim_due(
-                        now,
-                        (concurrency * 8) as i64,
-                        &self.owner,
-                        wall,
-                        lease_until,
-                    )
-                    .await?;
-                if batch.is_empty() {
-                    break;
-                }
-                let batch = self.take_offer_slots(batch, now).await?;
-                let results: Vec<Result<()>> = futures::stream::iter(batch)
-                    .map(|row| async {
-                        let result = self.advance(row, &saves).await;
+            let claim_size = concurrency * 2;
+            let mut ready: std::collections::VecDeque<CaseRow> = Default::default();
+            let mut held: Vec<CaseRow> = Vec::new();
+            // Cases of `ready` and `in_flight` that are being checked.
+            let mut checking = 0usize;
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            let mut refill: Option<futures::future::BoxFuture<'_, Result<Refill>>> = None;
+            // The last claim found fewer cases than it asked for: the next waits until no case is in hand.
+            let mut exhausted = false;
+            let mut errors: Vec<anyhow::Error> = Vec::new();
+            loop {
+                while in_flight.len() < concurrency
+                    && let Some(row) = ready.pop_front()
+                {
+                    let was_checking = row.stage() == Some(Stage::Checking);
+                    let saves = &saves;
+                    in_flight.push(async move {
+                        let result = self.advance(row, saves).await;
                         if result.as_ref().is_err_and(store::is_store_error) {
                             self.store_failed.store(true, Ordering::Relaxed);
                         }
-                        result
-                    })
-                    .buffer_unordered(concurrency)
-                    .collect()
-                    .await;
-                // The error that says why, rather than one of the steps left out after it.
-                let mut errors: Vec<anyhow::Error> =
-                    results.into_iter().filter_map(Result::err).collect();
-                errors.sort_by_key(|e| e.is::<store::NotAttempted>());
-                if let Some(e) = errors.into_iter().next() {
-                    return Err(e);
+                        (was_checking, result)
+                    });
+                }
+                if refill.is_none() {
+                    if checking == 0 && !held.is_empty() {
+                        let rows = std::mem::take(&mut held);
+                        refill = Some(Box::pin(async move {
+                            let now = self.clock.now();
+                            Ok(Refill::Released(self.take_offer_slots(rows, now).await?))
+                        }));
+                    } else if errors.is_empty()
+                        && !self.stopping()
+                        && held.is_empty()
+                        && ready.len() < concurrency
+                        && (!exhausted || in_flight.is_empty())
+                    {
+                        // Offer slots are taken with the claim only when no case of the drain is being
+                        // checked; otherwise the queued cases of the batch are held (above).
+                        let take_slots = checking == 0;
+                        refill = Some(Box::pin(async move {
+                            self.claim_batch(claim_size, take_slots).await
+                        }));
+                    }
+                }
+                if refill.is_none() && in_flight.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    filled = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
+                        refill = None;
+                        match filled {
+                            Ok(Refill::Claimed { rows, slots_taken }) => {
+                                exhausted = rows.len() < claim_size;
+                                if rows.is_empty() && in_flight.is_empty() && ready.is_empty() {
+                                    break;
+                                }
+                                let batch_checks = rows.iter().any(|r| r.stage() == Some(Stage::Checking));
+                                for row in rows {
+                                    if row.stage() == Some(Stage::Checking) {
+                                        checking += 1;
+                                    } else if !slots_taken
+                                        && (checking > 0 || batch_checks)
+                                        && row.stage() == Some(Stage::Queued)
+                                    {
+                                        held.push(row);
+                                        continue;
+                                    }
+                                    ready.push_back(row);
+                                }
+                            }
+                            Ok(Refill::Released(rows)) => ready.extend(rows),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    Some((was_checking, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        if was_checking {
+                            checking -= 1;
+                        }
+                        if let Err(e) = result {
+                            errors.push(e);
+                        }
+                    }
                 }
             }
-            Ok::<_, anyhow::Error>(())
+            // The error that says why, rather than one of the steps left out after it.
+            errors.sort_by_key(|e| e.is::<store::NotAttempted>());
+            match errors.into_iter().next() {
+                Some(e) => Err(e),
+                None => Ok::<_, anyhow::Error>(()),
+            }
         };
         let (worked, committed) = tokio::join!(work, self.commit(queue));
         worked?;
         committed?;
         Ok(self.steps.load(Ordering::Relaxed) - start)
+    }
+
+    /// Claims up to `limit` due cases for this worker; with `take_slots`, also takes the offer slots of the
+    /// queued ones that send their first SMS now.
+    async fn claim_batch(&self, limit: usize, take_slots: bool) -> Result<Refill> {
+        let now = self.clock.now();
+        let wall = ms(SystemClock.now());
+        let lease_until = wall + self.config.lease.as_millis() as i64;
+        let rows = self
+            .store
+            .claim_due(now, limit as i64, &self.owner, wall, lease_until)
+            .await?;
+        // A batch with cases to check holds its queued ones back (see `drain`).
+        let take_slots = take_slots && !rows.iter().any(|r| r.stage() == Some(Stage::Checking));
+        let rows = if take_slots {
+            self.take_offer_slots(rows, now).await?
+        } else {
+            rows
+        };
+        Ok(Refill::Claimed {
+            rows,
+            slots_taken: take_slots,
+        })
     }
 
     /// Takes, in a few statements, the offer slots of the claimed cases that send their first SMS now (the

@@ -27,7 +27,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::http::{
@@ -100,6 +100,12 @@ pub struct PhaseReport {
     /// the mock counted it: the rate the system was held at while it was the bottleneck (the ramp at either
     /// end of the phase moves a median little).
     pub busiest_median_1s_rate: Option<f64>,
+    /// CPU seconds of the orchestrator's main thread in this phase: the engine, the HTTP clients, the
+    /// committer's side of every statement.
+    pub main_cpu_s: f64,
+    /// CPU seconds of SQLite's connection threads in this phase (0 on PostgreSQL, whose server does that work
+    /// in its own processes).
+    pub sqlite_cpu_s: f64,
     /// When the phase began and ended.
     #[serde(skip)]
     span: Option<(Instant, Instant)>,
@@ -126,6 +132,8 @@ impl PhaseReport {
         self.calls += other.calls;
         self.replies_posted += other.replies_posted;
         self.posting_s += other.posting_s;
+        self.main_cpu_s += other.main_cpu_s;
+        self.sqlite_cpu_s += other.sqlite_cpu_s;
         for (system, n) in &other.per_system {
             *self.per_system.entry(system.clone()).or_default() += n;
         }
@@ -281,7 +289,7 @@ async fn measure(
         reply_mark: 0,
         posting: Duration::ZERO,
     };
-    let sampler = Sampler::start(control.clone());
+    let mut sampler = Sampler::start(control.clone())?;
     let cpu_before = cpu_seconds("self");
     let started = Instant::now();
     let mut phases = Vec::new();
@@ -338,7 +346,10 @@ async fn measure(
         .map_or(0.0, |(after, before)| after - before);
     let orchestrator_s = wall_s - driver.posting.as_secs_f64();
     let origin = sampler.origin;
-    let samples = sampler.stop().await;
+    sampler.stop().await?;
+    // Read before the samples are loaded back: the peak of the run, not of the analysis after it.
+    let peak_rss_mib = peak_rss_kib("self").map_or(0.0, |k| k as f64 / 1024.0);
+    let samples = sampler.read()?;
     for phase in &mut phases {
         let (Some((from, to)), Some((system, _))) = (phase.span, phase.busiest()) else {
             continue;
@@ -348,7 +359,6 @@ async fn measure(
         let to = to.duration_since(origin).as_secs_f64();
         phase.busiest_median_1s_rate = median_one_second_rate(&samples, &system, from, to);
     }
-    let peak_rss_mib = peak_rss_kib("self").map_or(0.0, |k| k as f64 / 1024.0);
 
     let outcomes = engine.summary().await?;
     let cases: i64 = outcomes.values().sum();
@@ -423,6 +433,40 @@ fn systems_with_stats(
 struct Meter {
     stats: BTreeMap<&'static str, (Arc<CallStats>, u64)>,
     started: Instant,
+    cpu: ThreadCpu,
+}
+
+/// CPU seconds so far of this process's main thread and of SQLite's connection threads.
+#[derive(Debug, Clone, Copy, Default)]
+struct ThreadCpu {
+    main: f64,
+    sqlite: f64,
+}
+
+impl ThreadCpu {
+    /// Reads `/proc/self/task`: the main thread has the process's id; sqlx names its SQLite threads
+    /// `sqlx-sqlite-worker-N` (the kernel keeps 15 characters of a name).
+    fn now() -> Self {
+        let mut cpu = Self::default();
+        let pid = std::process::id().to_string();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return cpu;
+        };
+        for task in tasks.flatten() {
+            let tid = task.file_name().to_string_lossy().into_owned();
+            let Some(seconds) = cpu_seconds(&format!("self/task/{tid}")) else {
+                continue;
+            };
+            if tid == pid {
+                cpu.main += seconds;
+            } else if std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with("sqlx-sqlite"))
+            {
+                cpu.sqlite += seconds;
+            }
+        }
+        cpu
+    }
 }
 
 impl Meter {
@@ -433,6 +477,7 @@ impl Meter {
                 .map(|(k, v)| (*k, (Arc::clone(v), v.calls())))
                 .collect(),
             started: Instant::now(),
+            cpu: ThreadCpu::now(),
         }
     }
 
@@ -443,6 +488,7 @@ impl Meter {
         replies_posted: u64,
         posting: Duration,
     ) -> PhaseReport {
+        let cpu = ThreadCpu::now();
         let per_system: BTreeMap<String, u64> = self
             .stats
             .iter()
@@ -457,6 +503,8 @@ impl Meter {
             posting_s: posting.as_secs_f64(),
             per_system,
             busiest_median_1s_rate: None,
+            main_cpu_s: cpu.main - self.cpu.main,
+            sqlite_cpu_s: cpu.sqlite - self.cpu.sqlite,
             span: Some((self.started, Instant::now())),
         }
     }
@@ -473,6 +521,8 @@ impl PhaseReport {
             posting_s: 0.0,
             per_system: BTreeMap::new(),
             busiest_median_1s_rate: None,
+            main_cpu_s: 0.0,
+            sqlite_cpu_s: 0.0,
             span: None,
         }
     }
@@ -754,8 +804,7 @@ impl Control {
 }
 
 /// One reading of the mock's request counters: seconds since the sampler started, counts per system in the
-/// order of [`SYSTEMS`]. An array, not a map: a run of an hour keeps 36,000 of them, and this process's peak
-/// RSS is one of the figures measured.
+/// order of [`SYSTEMS`].
 type Sample = (f64, [u64; SYSTEMS.len()]);
 
 /// The counters of one reading, in the order of [`SYSTEMS`].
@@ -763,20 +812,34 @@ fn counts_array(counts: &BTreeMap<String, u64>) -> [u64; SYSTEMS.len()] {
     SYSTEMS.map(|s| counts.get(s).copied().unwrap_or(0))
 }
 
-/// The mock's request counters, read every 100 ms while the run goes on.
+/// The mock's request counters, read every 100 ms while the run goes on. The readings go to a temporary
+/// file, not to memory: a run of an hour takes 36,000 of them, and this process's peak RSS, one of the
+/// figures measured, must not grow with the length of the run. They are read back after the run.
 struct Sampler {
     /// The instant sample times count from.
     origin: Instant,
-    samples: Arc<Mutex<Vec<Sample>>>,
+    path: PathBuf,
     stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Bytes of one [`Sample`] in the sampler's file: the time, then each counter, little-endian.
+const SAMPLE_BYTES: usize = 8 * (1 + SYSTEMS.len());
+
 impl Sampler {
-    fn start(control: Control) -> Self {
-        let samples = Arc::new(Mutex::new(Vec::new()));
+    fn start(control: Control) -> Result<Self> {
+        use std::io::Write;
+        let path = std::env::temp_dir().join(format!(
+            "sdu-bench-samples-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        );
         let stop = tokio_util::sync::CancellationToken::new();
-        let (out, token) = (samples.clone(), stop.clone());
+        let token = stop.clone();
         let origin = Instant::now();
         let task = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(100));
@@ -790,24 +853,49 @@ impl Sampler {
                 if let Ok(counts) = control.calls().await {
                     // The counters were read somewhere between sending and receiving: take the middle.
                     let at = (sent + origin.elapsed().as_secs_f64()) / 2.0;
-                    out.lock()
-                        .expect("sampler lock")
-                        .push((at, counts_array(&counts)));
+                    out.write_all(&at.to_le_bytes())?;
+                    for count in counts_array(&counts) {
+                        out.write_all(&count.to_le_bytes())?;
+                    }
                 }
             }
+            out.flush()
         });
-        Self {
+        Ok(Self {
             origin,
-            samples,
+            path,
             stop,
             task,
-        }
+        })
     }
 
-    async fn stop(self) -> Vec<Sample> {
+    /// Stops sampling; the readings are left in the file for [`Sampler::read`].
+    async fn stop(&mut self) -> Result<()> {
         self.stop.cancel();
-        let _ = self.task.await;
-        std::mem::take(&mut *self.samples.lock().expect("sampler lock"))
+        (&mut self.task)
+            .await
+            .context("the sampler panicked")?
+            .context("writing the sampler's file")
+    }
+
+    /// The readings, in order; removes the file.
+    fn read(self) -> Result<Vec<Sample>> {
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("cannot read {}", self.path.display()))?;
+        let _ = std::fs::remove_file(&self.path);
+        let word = |chunk: &[u8], i: usize| -> [u8; 8] {
+            chunk[i * 8..(i + 1) * 8].try_into().expect("8 bytes")
+        };
+        Ok(bytes
+            .chunks_exact(SAMPLE_BYTES)
+            .map(|chunk| {
+                let at = f64::from_le_bytes(word(chunk, 0));
+                (
+                    at,
+                    std::array::from_fn(|k| u64::from_le_bytes(word(chunk, k + 1))),
+                )
+            })
+            .collect())
     }
 }
 
@@ -1028,7 +1116,7 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
-            "\nphase              wall s  posting s     steps     calls   replies   busiest system (calls/s; median 1-s rate)"
+            "\nphase              wall s  posting s  main CPU s  sqlite CPU s     steps     calls   replies   busiest system (calls/s; median 1-s rate)"
         );
         for p in &self.phases {
             let busiest = p
@@ -1040,16 +1128,25 @@ impl BenchReport {
                 .unwrap_or_default();
             let _ = writeln!(
                 s,
-                "{:<16} {:>8.2} {:>10.2} {:>9} {:>9} {:>9}   {busiest}",
-                p.name, p.wall_s, p.posting_s, p.steps, p.calls, p.replies_posted
+                "{:<16} {:>8.2} {:>10.2} {:>11.2} {:>13.2} {:>9} {:>9} {:>9}   {busiest}",
+                p.name,
+                p.wall_s,
+                p.posting_s,
+                p.main_cpu_s,
+                p.sqlite_cpu_s,
+                p.steps,
+                p.calls,
+                p.replies_posted
             );
         }
         let _ = writeln!(
             s,
-            "{:<16} {:>8.2} {:>10.2}   orchestrator {:.2} s",
+            "{:<16} {:>8.2} {:>10.2} {:>11.2} {:>13.2}   orchestrator {:.2} s",
             "total",
             self.wall_s,
             self.wall_s - self.orchestrator_s,
+            self.phases.iter().map(|p| p.main_cpu_s).sum::<f64>(),
+            self.phases.iter().map(|p| p.sqlite_cpu_s).sum::<f64>(),
             self.orchestrator_s
         );
         let _ = writeln!(

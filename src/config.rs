@@ -175,7 +175,7 @@ impl Default for Config {
             sms_language: SmsLanguage::Kk,
             database_url: "sqlite://sdu.db".into(),
             base_url: "http://127.0.0.1:8080".into(),
-            concurrency: 32,
+            concurrency: 256,
             api_listen: "127.0.0.1:8081".into(),
             log_hash_key: "sdu-development-key".into(),
             lease: Duration::from_secs(300),

@@ -917,6 +917,15 @@ impl Engine {
     ) -> Result<()> {
         let mut batch = Vec::new();
         while queue.recv_many(&mut batch, 512).await > 0 {
+            // Every other case in hand gets one turn first: those whose steps are finishing join this commit
+            // instead of starting the next, and a commit costs much the same for ten steps as for a hundred
+            // (the pages it writes). `sdu bench` N = 10,000, alternated runs: median 10.7 s → 10.0 s.
+            tokio::task::yield_now().await;
+            while batch.len() < 512
+                && let Ok(request) = queue.try_recv()
+            {
+                batch.push(request);
+            }
             let mut changes = Vec::with_capacity(batch.len());
             let mut leases = Vec::with_capacity(batch.len());
             let mut answers = Vec::with_capacity(batch.len());

@@ -136,6 +136,7 @@ pub(crate) fn router(mock: Mock) -> Router {
         .route("/rename", post(control_rename))
         .route("/update", post(control_update))
         .route("/calls", get(control_calls))
+        .route("/calls/peaks", get(control_call_peaks))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/legal_entities", system(SystemName::LegalEntities, legal))
@@ -640,4 +641,8 @@ async fn control_update(State(mock): State<Mock>, body: Bytes) -> ApiResult {
 
 async fn control_calls(State(mock): State<Mock>) -> ApiResult {
     ok(mock.call_counts())
+}
+
+async fn control_call_peaks(State(mock): State<Mock>) -> ApiResult {
+    ok(mock.call_peaks())
 }

@@ -57,6 +57,32 @@ struct Inner {
     clock: RwLock<Option<DateTime<Utc>>>,
     faults: Mutex<Faults>,
     counts: [AtomicU64; 8],
+    /// Per system, the arrivals of the last second and the most seen in any one second.
+    peaks: [Mutex<Peak>; 8],
+}
+
+/// The most requests that arrived within any one second (a sliding window over the arrival instants), so that
+/// a rate limit can be checked where it matters: at the server, exactly, rather than from counters sampled
+/// by the client.
+#[derive(Default)]
+struct Peak {
+    /// Arrivals of the second before the latest one.
+    window: std::collections::VecDeque<std::time::Instant>,
+    most: u64,
+}
+
+impl Peak {
+    fn arrive(&mut self, now: std::time::Instant) {
+        while self
+            .window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= std::time::Duration::from_secs(1))
+        {
+            self.window.pop_front();
+        }
+        self.window.push_back(now);
+        self.most = self.most.max(self.window.len() as u64);
+    }
 }
 
 struct Faults {
@@ -86,6 +112,7 @@ impl Mock {
                     rng: ChaCha8Rng::seed_from_u64(seed),
                 }),
                 counts: Default::default(),
+                peaks: Default::default(),
             }),
         }
     }
@@ -279,7 +306,27 @@ impl Mock {
     }
 
     pub(crate) fn count_call(&self, system: SystemName) {
-        self.inner.counts[system_index(system)].fetch_add(1, Ordering::Relaxed);
+        let i = system_index(system);
+        self.inner.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.inner.peaks[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .arrive(std::time::Instant::now());
+    }
+
+    /// Per system, the most requests that arrived within any one second (a window `(t - 1 s, t]`) since the
+    /// mock started.
+    pub fn call_peaks(&self) -> BTreeMap<String, u64> {
+        SystemName::ALL
+            .iter()
+            .map(|s| {
+                let peak = self.inner.peaks[system_index(*s)]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .most;
+                (s.as_str().to_string(), peak)
+            })
+            .collect()
     }
 
     // ---- reads, in-process (the same answers as the HTTP endpoints) -------------------------------
@@ -363,5 +410,33 @@ pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<u64, String> {
             Ok(c.parse::<u64>().unwrap_or(u64::MAX))
         }
         Some(c) => Err(format!("cursor `{c}` is not one this feed issued")),
+    }
+}
+
+#[cfg(test)]
+mod peak_tests {
+    use std::time::{Duration, Instant};
+
+    use super::Peak;
+
+    #[test]
+    fn the_peak_is_the_most_arrivals_within_any_one_second() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut peak = Peak::default();
+        // Five in the first 400 ms, three more by 999 ms: eight within one second.
+        for ms in [0, 100, 200, 300, 400, 700, 800, 999] {
+            peak.arrive(at(ms));
+        }
+        assert_eq!(peak.most, 8);
+        // At 1000 ms the arrival at 0 is a full second old and leaves the window: still eight, not nine.
+        peak.arrive(at(1000));
+        assert_eq!(peak.most, 8);
+        // A quiet spell, then four close together: the peak of the busy second stays.
+        for ms in [5000, 5001, 5002, 5003] {
+            peak.arrive(at(ms));
+        }
+        assert_eq!(peak.most, 8);
+        assert_eq!(peak.window.len(), 4, "only the last second is kept");
     }
 }

@@ -790,7 +790,8 @@ impl Engine {
                         && (!exhausted || in_flight.is_empty())
                     {
                         // Offer slots are taken with the claim only when no case of the drain is being
-                        // checked; otherwise the queued cases of the batch are held (above).
+                        // checked; otherwise the queued cases of the batch are held until none is (above),
+                        // then take their slots together.
                         let take_slots = checking == 0;
                         refill = Some(Box::pin(async move {
                             self.claim_batch(claim_size, take_slots).await
@@ -809,14 +810,10 @@ impl Engine {
                                 if rows.is_empty() && in_flight.is_empty() && ready.is_empty() {
                                     break;
                                 }
-                                let batch_checks = rows.iter().any(|r| r.stage() == Some(Stage::Checking));
                                 for row in rows {
                                     if row.stage() == Some(Stage::Checking) {
                                         checking += 1;
-                                    } else if !slots_taken
-                                        && (checking > 0 || batch_checks)
-                                        && row.stage() == Some(Stage::Queued)
-                                    {
+                                    } else if !slots_taken && row.stage() == Some(Stage::Queued) {
                                         held.push(row);
                                         continue;
                                     }

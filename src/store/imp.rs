@@ -661,10 +661,6 @@ macro_rules! store_impl {
             Ok(stored)
         }
 
-        pub async fn pending_replies(p: &Pool<Db>, limit: i64) -> Result<Vec<ReplyRow>> {
-            Ok(sqlx::query_as("SELECT * FROM replies WHERE status = 'pending' ORDER BY received_at, id LIMIT $1").bind(limit).fetch_all(p).await?)
-        }
-
         pub async fn pending_replies_after(p: &Pool<Db>, after: (i64, i64), limit: i64) -> Result<Vec<ReplyRow>> {
             Ok(sqlx::query_as(
                 "SELECT * FROM replies WHERE status = 'pending' AND (received_at, id) > ($1, $2) ORDER BY received_at, id LIMIT $3",

@@ -460,7 +460,8 @@ impl Store {
 
     /// Replies not handled yet, in arrival order.
     pub async fn pending_replies(&self, limit: i64) -> Result<Vec<ReplyRow>> {
-        dispatch!(self, pending_replies(limit))
+        self.pending_replies_after((i64::MIN, i64::MIN), limit)
+            .await
     }
 
     /// Replies not handled yet that arrived after `after` (`(received_at, id)` of the last one read), in

@@ -578,19 +578,30 @@ mod tests {
     }
 }
 
-/// A GCRA quota that never lets more than `rate` requests into any one-second window and still reaches
-/// nearly `rate` when the system is saturated.
+/// How much later than its neighbours a request admitted by the limiter may reach the system: the
+/// client's connection task and the server's accepting task are scheduled like any other, and on a busy
+/// machine a few requests admitted apart arrive together. Measured on the 2-core bench machine at 200/s with
+/// 50 ms latency: the limiter admitted at most 200 in any second, the mock counted up to 203 arriving in one
+/// (`docs/BENCHMARKS.md`), i.e. about 15 ms; the margin leaves room beyond that.
+pub(crate) const PATH_JITTER: Duration = Duration::from_millis(20);
+
+/// A GCRA quota that never lets more than `rate` requests into any window of one second plus
+/// [`PATH_JITTER`], so that the system never *receives* more than `rate` in one second, and still reaches
+/// nearly `rate` (98 % at 200/s) when the client is saturated.
 ///
-/// GCRA with burst `b` and period `t` admits at most `b + w/t` requests in any window of length `w`. With no
-/// burst and `t = 1/rate` that is `rate + 1` per second, and every late wake-up of the waiting task (tokio's
-/// timer has millisecond granularity, the period at 200/s is 5 ms) is lost for good: measured 170–195/s at a
-/// limit of 200. A small burst lets the limiter catch up such lateness; the period is lengthened so that the
-/// burst and the periods that start in the same second make `rate`: at 200/s a burst of 4, one every 1/197 s.
+/// GCRA with burst `b` and period `t`, asked punctually, admits `b` at once and then one per period: a
+/// window of length `w` holds at most `b + ceil(w/t) - 1`. Hence `t = w / (rate - b + 1)`, rounded *up* to
+/// the nanosecond (rounded down, 197 periods of `1 s / 197` end 26 ns inside the second and a punctual
+/// client gets one request more than the limit there). Without a burst every late wake-up of the waiting
+/// task (tokio's timer has millisecond granularity; the period at 200/s is 5 ms) is lost for good: measured
+/// 170–195/s at a limit of 200. A burst of 2 lets the limiter catch such lateness up and costs only one
+/// period of the second.
 pub(crate) fn quota_within(rate: NonZeroU32) -> Quota {
-    let burst = (rate.get() / 50).clamp(2, 16).min(rate.get());
-    // A full bucket of `burst` at the window's start, then one per period: `burst + sustained - 1`.
-    let sustained = rate.get() - burst + 1;
-    let period = std::time::Duration::from_secs(1) / sustained;
+    let burst = (rate.get() / 200).clamp(2, 8).min(rate.get());
+    let window = Duration::from_secs(1) + PATH_JITTER;
+    let periods = u128::from(rate.get() - burst + 1);
+    let nanos = window.as_nanos().div_ceil(periods);
+    let period = Duration::from_nanos(u64::try_from(nanos).expect("at most 1.02 s"));
     Quota::with_period(period)
         .expect("a period of at least 1/u32::MAX s is not zero")
         .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"))
@@ -606,9 +617,15 @@ mod quota_tests {
 
     /// A client that always has a request waiting, on a fake clock: when the limiter refuses, it sleeps until
     /// the instant the limiter names and wakes up late by 0–1.5 ms (tokio's timer granularity and a busy
-    /// scheduler). Returns the most requests admitted in any one-second window and the mean rate over seconds
-    /// 1–5 (after the initial burst).
+    /// scheduler). Returns the most requests admitted in any window of one second plus [`PATH_JITTER`] (the
+    /// most the system can receive within one second) and the mean rate over seconds 1–5 (after the initial
+    /// burst).
     fn saturated(quota: Quota) -> (usize, f64) {
+        saturated_with(quota, 1_500)
+    }
+
+    /// As [`saturated`], with wake-ups late by up to `max_late_us` (0: exactly on time).
+    fn saturated_with(quota: Quota, max_late_us: u64) -> (usize, f64) {
         let clock = FakeRelativeClock::default();
         let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
         let mut now = Duration::ZERO;
@@ -621,7 +638,7 @@ mod quota_tests {
                     lateness ^= lateness << 13;
                     lateness ^= lateness >> 7;
                     lateness ^= lateness << 17;
-                    let late = Duration::from_micros(lateness % 1_500);
+                    let late = Duration::from_micros(lateness % max_late_us.max(1));
                     let wait = not_yet.wait_time_from(clock.now()) + late;
                     clock.advance(wait);
                     now += wait;
@@ -631,7 +648,7 @@ mod quota_tests {
         let mut max = 0;
         let mut first = 0;
         for last in 0..admitted.len() {
-            while admitted[last] - admitted[first] >= Duration::from_secs(1) {
+            while admitted[last] - admitted[first] >= Duration::from_secs(1) + PATH_JITTER {
                 first += 1;
             }
             max = max.max(last - first + 1);
@@ -643,15 +660,33 @@ mod quota_tests {
         (max, after_burst as f64 / 4.0)
     }
 
+    /// 97 % from 200/s (the bench's limit) up; below, the burst's one request and the jitter margin's 2 %
+    /// weigh more, and 50/s yields 96 %.
     #[test]
     fn no_one_second_window_holds_more_than_the_limit_and_a_saturated_client_gets_97_percent() {
-        for rate in [50, 100, 200, 500, 1000] {
+        for (rate, least) in [
+            (50, 0.95),
+            (100, 0.95),
+            (200, 0.97),
+            (500, 0.97),
+            (1000, 0.97),
+        ] {
             let (max, sustained) = saturated(quota_within(NonZeroU32::new(rate).unwrap()));
             assert!(max <= rate as usize, "rate {rate}: {max} in one second");
             assert!(
-                sustained >= f64::from(rate) * 0.97,
+                sustained >= f64::from(rate) * least,
                 "rate {rate}: sustained {sustained:.1}/s"
             );
+        }
+    }
+
+    /// A client woken exactly when the limiter says: the bound must hold to the nanosecond, which it did
+    /// not while the period was truncated to whole nanoseconds.
+    #[test]
+    fn a_punctual_client_never_gets_more_than_the_limit_in_one_second() {
+        for rate in [3, 50, 100, 197, 200, 300, 500, 1000, 4999] {
+            let (max, _) = saturated_with(quota_within(NonZeroU32::new(rate).unwrap()), 0);
+            assert!(max <= rate as usize, "rate {rate}: {max} in one second");
         }
     }
 

@@ -5,8 +5,9 @@
 //!
 //! - **Limits per attempt.** Each attempt first takes a permit of the client's semaphore
 //!   ([`HttpSettings::max_concurrency`]), then waits on its rate limiter ([`HttpSettings::rate_limit_per_sec`],
-//!   a GCRA limiter from `governor` with a small burst and a period chosen so that no one-second window
-//!   holds more than the limit: `client::quota_within`), then sends. Retries queue
+//!   a GCRA limiter from `governor` with a small burst and a period chosen so that no window of one second
+//!   plus 20 ms holds more than the limit, so the system never *receives* more than the limit in one second
+//!   even when requests admitted apart arrive together: `client::quota_within`), then sends. Retries queue
 //!   like any other request, so neither limit can be exceeded by a storm of retries.
 //! - **Timeouts.** [`HttpSettings::timeout`] bounds each attempt from connecting to the last byte of the body.
 //! - **Retries.** Only transient failures are retried (connection errors, timeouts, `5xx`, `429`, a body that

@@ -992,6 +992,11 @@ impl Engine {
 
     /// Advances one claimed case until it waits (on time, a reply, a phone or a system) or ends.
     async fn advance(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
+        // Eligibility was checked by this call's consent step, just before the consent it recorded and the
+        // re-issue that follows at once: checking it again a few milliseconds later asks the two registries
+        // the same question twice (2 of the ~7 calls of a consenting case). A case that waited in between
+        // (a re-issue retried later, a restart) is checked again.
+        let mut checked_just_now = false;
         loop {
             if self.store_failed.load(Ordering::Relaxed) {
                 return Err(store::NotAttempted("an earlier step of this pass".into()).into());
@@ -1006,7 +1011,7 @@ impl Engine {
                 Stage::Checking => self.step_checking(&row, now).await,
                 Stage::Queued | Stage::AwaitingReply => self.step_offer(&row, now).await,
                 Stage::ConsentPending => self.step_consent(&row, now).await,
-                Stage::Reissuing => self.step_reissue(&row, now).await,
+                Stage::Reissuing => self.step_reissue(&row, now, checked_just_now).await,
                 Stage::WritingBack => self.step_write_back(&row, now).await,
             };
             let mut change = match step {
@@ -1053,6 +1058,8 @@ impl Engine {
             if let Some(cb) = &self.on_step {
                 cb(n);
             }
+            checked_just_now =
+                stage == Stage::ConsentPending && next_row.stage() == Some(Stage::Reissuing);
             row = next_row;
             row.version = version + 1;
             row.last_hash = last_hash;
@@ -1304,15 +1311,18 @@ impl Engine {
         Ok(self.change(next, vec![event], vec![outbox]))
     }
 
+    /// Re-issues the next permit; before the first, checks eligibility again unless `checked_just_now`
+    /// (the consent step of the same [`Engine::advance`] did, with nothing but the consent call between).
     async fn step_reissue(
         &self,
         row: &CaseRow,
         now: DateTime<Utc>,
+        checked_just_now: bool,
     ) -> Result<CaseChange, StepError> {
         let bin = Self::bin(row)?;
         let mut next = row.clone();
         let mut reissued = row.reissued_ids();
-        if reissued.is_empty() {
+        if reissued.is_empty() && !checked_just_now {
             let head = Self::head(row)?;
             if let Some(ending) = self.recheck(&head).await? {
                 next.end(&ending, now);

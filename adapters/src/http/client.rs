@@ -6,13 +6,13 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use super::limit::RateLimit;
 use super::{CallStats, HttpSettings};
 use crate::error::{AdapterError, AdapterResult};
 use crate::systems::IdempotencyKey;
@@ -58,7 +58,7 @@ pub(crate) struct SystemClient {
     http: reqwest::Client,
     base: Url,
     settings: HttpSettings,
-    limiter: Option<DefaultDirectRateLimiter>,
+    limiter: Option<RateLimit>,
     in_flight: Semaphore,
     stats: Arc<CallStats>,
 }
@@ -102,7 +102,7 @@ impl SystemClient {
             Some(rate) => {
                 let rate = NonZeroU32::new(rate)
                     .ok_or_else(|| unusable("rate_limit_per_sec must be at least 1".into()))?;
-                Some(RateLimiter::direct(quota_within(rate)))
+                Some(RateLimit::new(rate))
             }
         };
         let http = shared_client()
@@ -575,135 +575,5 @@ mod tests {
             assert!(full_jitter(Duration::from_millis(5)) <= Duration::from_millis(5));
         }
         assert_eq!(full_jitter(Duration::ZERO), Duration::ZERO);
-    }
-}
-
-/// How much later than its neighbours a request admitted by the limiter may reach the system: the
-/// client's connection task and the server's accepting task are scheduled like any other, and on a busy
-/// machine a few requests admitted apart arrive together. Measured on the 2-core bench machine at 200/s with
-/// 50 ms latency: the limiter admitted at most 200 in any second, the mock counted up to 203 arriving in one
-/// (`docs/BENCHMARKS.md`), i.e. about 15 ms; the margin leaves room beyond that.
-pub(crate) const PATH_JITTER: Duration = Duration::from_millis(20);
-
-/// A GCRA quota that never lets more than `rate` requests into any window of one second plus
-/// [`PATH_JITTER`], so that the system never *receives* more than `rate` in one second, and still reaches
-/// nearly `rate` (98 % at 200/s) when the client is saturated.
-///
-/// GCRA with burst `b` and period `t`, asked punctually, admits `b` at once and then one per period: a
-/// window of length `w` holds at most `b + ceil(w/t) - 1`. Hence `t = w / (rate - b + 1)`, rounded *up* to
-/// the nanosecond (rounded down, 197 periods of `1 s / 197` end 26 ns inside the second and a punctual
-/// client gets one request more than the limit there). Without a burst every late wake-up of the waiting
-/// task (tokio's timer has millisecond granularity; the period at 200/s is 5 ms) is lost for good: measured
-/// 170–195/s at a limit of 200. A burst of 2 lets the limiter catch such lateness up and costs only one
-/// period of the second.
-pub(crate) fn quota_within(rate: NonZeroU32) -> Quota {
-    let burst = (rate.get() / 200).clamp(2, 8).min(rate.get());
-    let window = Duration::from_secs(1) + PATH_JITTER;
-    let periods = u128::from(rate.get() - burst + 1);
-    let nanos = window.as_nanos().div_ceil(periods);
-    let period = Duration::from_nanos(u64::try_from(nanos).expect("at most 1.02 s"));
-    Quota::with_period(period)
-        .expect("a period of at least 1/u32::MAX s is not zero")
-        .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"))
-}
-
-#[cfg(test)]
-mod quota_tests {
-    use std::time::Duration;
-
-    use governor::clock::{Clock, FakeRelativeClock};
-
-    use super::*;
-
-    /// A client that always has a request waiting, on a fake clock: when the limiter refuses, it sleeps until
-    /// the instant the limiter names and wakes up late by 0–1.5 ms (tokio's timer granularity and a busy
-    /// scheduler). Returns the most requests admitted in any window of one second plus [`PATH_JITTER`] (the
-    /// most the system can receive within one second) and the mean rate over seconds 1–5 (after the initial
-    /// burst).
-    fn saturated(quota: Quota) -> (usize, f64) {
-        saturated_with(quota, 1_500)
-    }
-
-    /// As [`saturated`], with wake-ups late by up to `max_late_us` (0: exactly on time).
-    fn saturated_with(quota: Quota, max_late_us: u64) -> (usize, f64) {
-        let clock = FakeRelativeClock::default();
-        let limiter = RateLimiter::direct_with_clock(quota, clock.clone());
-        let mut now = Duration::ZERO;
-        let mut admitted: Vec<Duration> = Vec::new();
-        let mut lateness = 0x9e37_79b9_7f4a_7c15_u64;
-        while now < Duration::from_secs(5) {
-            match limiter.check() {
-                Ok(()) => admitted.push(now),
-                Err(not_yet) => {
-                    lateness ^= lateness << 13;
-                    lateness ^= lateness >> 7;
-                    lateness ^= lateness << 17;
-                    let late = Duration::from_micros(lateness % max_late_us.max(1));
-                    let wait = not_yet.wait_time_from(clock.now()) + late;
-                    clock.advance(wait);
-                    now += wait;
-                }
-            }
-        }
-        let mut max = 0;
-        let mut first = 0;
-        for last in 0..admitted.len() {
-            while admitted[last] - admitted[first] >= Duration::from_secs(1) + PATH_JITTER {
-                first += 1;
-            }
-            max = max.max(last - first + 1);
-        }
-        let after_burst = admitted
-            .iter()
-            .filter(|&&t| t >= Duration::from_secs(1))
-            .count();
-        (max, after_burst as f64 / 4.0)
-    }
-
-    /// 97 % from 200/s (the bench's limit) up; below, the burst's one request and the jitter margin's 2 %
-    /// weigh more, and 50/s yields 96 %.
-    #[test]
-    fn no_one_second_window_holds_more_than_the_limit_and_a_saturated_client_gets_97_percent() {
-        for (rate, least) in [
-            (50, 0.95),
-            (100, 0.95),
-            (200, 0.97),
-            (500, 0.97),
-            (1000, 0.97),
-        ] {
-            let (max, sustained) = saturated(quota_within(NonZeroU32::new(rate).unwrap()));
-            assert!(max <= rate as usize, "rate {rate}: {max} in one second");
-            assert!(
-                sustained >= f64::from(rate) * least,
-                "rate {rate}: sustained {sustained:.1}/s"
-            );
-        }
-    }
-
-    /// A client woken exactly when the limiter says: the bound must hold to the nanosecond, which it did
-    /// not while the period was truncated to whole nanoseconds.
-    #[test]
-    fn a_punctual_client_never_gets_more_than_the_limit_in_one_second() {
-        for rate in [3, 50, 100, 197, 200, 300, 500, 1000, 4999] {
-            let (max, _) = saturated_with(quota_within(NonZeroU32::new(rate).unwrap()), 0);
-            assert!(max <= rate as usize, "rate {rate}: {max} in one second");
-        }
-    }
-
-    #[test]
-    fn small_limits_are_never_exceeded() {
-        for rate in [1, 2, 3, 10, 49] {
-            let (max, sustained) = saturated(quota_within(NonZeroU32::new(rate).unwrap()));
-            assert!(max <= rate as usize, "rate {rate}: {max} in one second");
-            assert!(sustained > 0.0, "rate {rate}: nothing admitted");
-        }
-    }
-
-    /// Why the burst: without it, late wake-ups are lost for good and a limit of 200/s yields less.
-    #[test]
-    fn without_a_burst_late_wake_ups_cost_throughput() {
-        let rate = NonZeroU32::new(200).unwrap();
-        let (_, sustained) = saturated(Quota::per_second(rate).allow_burst(NonZeroU32::MIN));
-        assert!(sustained < 194.0, "sustained {sustained:.1}/s");
     }
 }

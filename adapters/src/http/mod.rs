@@ -5,9 +5,9 @@
 //!
 //! - **Limits per attempt.** Each attempt first takes a permit of the client's semaphore
 //!   ([`HttpSettings::max_concurrency`]), then waits on its rate limiter ([`HttpSettings::rate_limit_per_sec`],
-//!   a GCRA limiter from `governor` with a small burst and a period chosen so that no window of one second
-//!   plus 20 ms holds more than the limit, so the system never *receives* more than the limit in one second
-//!   even when requests admitted apart arrive together: `client::quota_within`), then sends. Retries queue
+//!   `limit::RateLimit`: a GCRA pacer from `governor`, then a hard cap of the limit within any window of one
+//!   second plus 20 ms, so that the system never *receives* more than the limit in one second even when
+//!   requests sent apart arrive together), then sends. Retries queue
 //!   like any other request, so neither limit can be exceeded by a storm of retries.
 //! - **Timeouts.** [`HttpSettings::timeout`] bounds each attempt from connecting to the last byte of the body.
 //! - **Retries.** Only transient failures are retried (connection errors, timeouts, `5xx`, `429`, a body that
@@ -36,6 +36,7 @@
 
 mod client;
 mod decode;
+mod limit;
 mod stats;
 
 mod civil_registry;

@@ -5,8 +5,8 @@
 //!
 //! - **Limits per attempt.** Each attempt first takes a permit of the client's semaphore
 //!   ([`HttpSettings::max_concurrency`]), then waits on its rate limiter ([`HttpSettings::rate_limit_per_sec`],
-//!   `limit::RateLimit`: a GCRA pacer from `governor`, then a hard cap of the limit within any window of one
-//!   second plus 20 ms, so that the system never *receives* more than the limit in one second even when
+//!   `limit::RateLimit`: a GCRA pacer from `governor` at 97.5 % of the limit, then a hard cap of the limit
+//!   (less one in 200, one at least) within any window of one second plus 20 ms, so that the system never *receives* more than the limit in one second even when
 //!   requests sent apart arrive together), then sends. Retries queue
 //!   like any other request, so neither limit can be exceeded by a storm of retries.
 //! - **Timeouts.** [`HttpSettings::timeout`] bounds each attempt from connecting to the last byte of the body.

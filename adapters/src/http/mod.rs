@@ -6,9 +6,9 @@
 //! - **Limits per attempt.** Each attempt first takes a permit of the client's semaphore
 //!   ([`HttpSettings::max_concurrency`]), then waits on its rate limiter ([`HttpSettings::rate_limit_per_sec`],
 //!   `limit::RateLimit`: a GCRA pacer from `governor` at 97.5 % of the limit, then a hard cap of the limit
-//!   (less one in 200, one at least) within any window of one second plus 20 ms, so that the system never *receives* more than the limit in one second even when
-//!   requests sent apart arrive together), then sends. Retries queue
-//!   like any other request, so neither limit can be exceeded by a storm of retries.
+//!   (less one in 200, one at least) within any window of one second plus 20 ms, so that the system never
+//!   *receives* more than the limit in one second even when requests sent apart arrive together), then
+//!   sends. Retries queue like any other request, so neither limit can be exceeded by a storm of retries.
 //! - **Timeouts.** [`HttpSettings::timeout`] bounds each attempt from connecting to the last byte of the body.
 //! - **Retries.** Only transient failures are retried (connection errors, timeouts, `5xx`, `429`, a body that
 //!   is not JSON or is too large), at most [`RetryPolicy::max_attempts`] attempts in all, with exponential

@@ -246,16 +246,21 @@ pub async fn run(
             section.rate_limit = Some(rate);
         }
     }
+    // Listening before the database exists: a run stopped by Ctrl-C or SIGTERM still drops it below
+    // (a PostgreSQL database would otherwise stay on the server).
+    let stop = crate::daemon::Signals::listen()?;
     let db = FreshDb::create(database).await?;
     config.database_url = db.url.clone();
     let mock_cpu_before = cpu_seconds(&mock.pid());
-    let measured = measure(
-        args,
-        &config,
-        &control,
-        [t_ingest, t_offers, t_replies, t_expiry],
-    )
-    .await;
+    let measured = tokio::select! {
+        measured = measure(
+            args,
+            &config,
+            &control,
+            [t_ingest, t_offers, t_replies, t_expiry],
+        ) => measured,
+        () = stop.recv() => Err(anyhow::anyhow!("interrupted; the benchmark stopped")),
+    };
     let mock_cpu_after = cpu_seconds(&mock.pid());
     let dropped = db.drop_unless(args.keep_db).await;
     let mut report = measured?;

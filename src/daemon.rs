@@ -75,7 +75,7 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
 }
 
 /// SIGINT and SIGTERM, registered when created (not when first awaited).
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -83,7 +83,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn listen() -> Result<Self> {
+    pub(crate) fn listen() -> Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -96,7 +96,7 @@ impl Signals {
         Ok(Self {})
     }
 
-    async fn recv(mut self) {
+    pub(crate) async fn recv(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}

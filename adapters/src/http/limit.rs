@@ -22,8 +22,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 /// How much later than its neighbours a request may reach the system after it was sent: the client's
 /// connection task and the server's accepting task are scheduled like any other, and on a busy machine a few
 /// requests sent apart arrive together. Measured on the 2-core bench machine at 200/s with 50 ms latency:
-/// the client sent at most 200 in any second and the mock counted up to 203 arriving in one, about 15 ms
-/// worth; the margin leaves room beyond that (docs/BENCHMARKS.md).
+/// the client sent at most 200 in any second and the mock counted 201–202 arriving in one (203 in another
+/// run), 10–15 ms worth; the margin leaves room beyond that (docs/BENCHMARKS.md).
 pub(crate) const PATH_JITTER: Duration = Duration::from_millis(20);
 
 /// The span of the hard cap: one second as the system counts it, plus the jitter of the way there.
@@ -80,7 +80,7 @@ pub(crate) fn window_cap(rate: NonZeroU32) -> usize {
 pub(crate) fn pacing(rate: NonZeroU32) -> Quota {
     let burst = (rate.get() / 50).clamp(2, 16).min(rate.get());
     let nanos = (40 * 1_000_000_000_u128).div_ceil(39 * u128::from(rate.get()));
-    let period = Duration::from_nanos(u64::try_from(nanos).expect("at most 1.02 s"));
+    let period = Duration::from_nanos(u64::try_from(nanos).expect("at most 40/39 s"));
     Quota::with_period(period)
         .expect("a period of at least 1/u32::MAX s is not zero")
         .allow_burst(NonZeroU32::new(burst).expect("burst is at least 1"))
@@ -95,9 +95,10 @@ pub(crate) struct SendWindow {
 }
 
 impl SendWindow {
-    /// A window allowing `cap` (at least 1) requests within any `span`.
+    /// A window allowing `cap` requests within any `span`; `cap` is at least 1 ([`window_cap`]), or no
+    /// request would ever leave.
     pub(crate) fn new(cap: usize, span: Duration) -> Self {
-        let cap = cap.max(1);
+        debug_assert!(cap >= 1, "a window that lets nothing through");
         Self {
             cap,
             span,

@@ -137,7 +137,7 @@ fn tuples(numbered: bool, rows: usize, cols: usize) -> String {
 }
 
 macro_rules! store_impl {
-    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:literal) => {
+    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:expr) => {
         use anyhow::Result;
         use chrono::{DateTime, Utc};
         use sqlx::{Pool, Transaction};
@@ -859,22 +859,53 @@ macro_rules! store_impl {
 }
 
 pub mod sqlite {
-    store_impl!(
-        sqlx::Sqlite,
-        numbered = false,
-        claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
-                     AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5) RETURNING *"
-    );
+    /// The claim of due cases (`claim_due`).
+    const CLAIM_SQL: &str = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases \
+                             WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
+                             ORDER BY due_at, id LIMIT $5) RETURNING *";
+
+    store_impl!(sqlx::Sqlite, numbered = false, claim_sql = CLAIM_SQL);
+
+    /// SQLite's query plan of the claim, one line per step (`EXPLAIN QUERY PLAN`).
+    pub async fn explain_claim(p: &Pool<sqlx::Sqlite>) -> Result<String> {
+        let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {CLAIM_SQL}"
+        )))
+        .bind("")
+        .bind(0_i64)
+        .bind(i64::MAX)
+        .bind(0_i64)
+        .bind(512_i64)
+        .fetch_all(p)
+        .await?;
+        Ok(steps
+            .into_iter()
+            .map(|(.., detail)| detail + "\n")
+            .collect())
+    }
 }
 
 pub mod postgres {
-    store_impl!(
-        sqlx::Postgres,
-        numbered = true,
-        claim_sql = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases WHERE status = 'open' \
-                     AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) ORDER BY due_at, id LIMIT $5 \
-                     FOR UPDATE SKIP LOCKED) RETURNING *"
-    );
+    /// The claim of due cases (`claim_due`).
+    const CLAIM_SQL: &str = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases \
+                             WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
+                             ORDER BY due_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *";
+
+    store_impl!(sqlx::Postgres, numbered = true, claim_sql = CLAIM_SQL);
+
+    /// PostgreSQL's plan of the claim (`EXPLAIN`, not run), one line per node.
+    pub async fn explain_claim(p: &Pool<sqlx::Postgres>) -> Result<String> {
+        let lines: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {CLAIM_SQL}")))
+                .bind("")
+                .bind(0_i64)
+                .bind(i64::MAX)
+                .bind(0_i64)
+                .bind(512_i64)
+                .fetch_all(p)
+                .await?;
+        Ok(lines.into_iter().map(|line| line + "\n").collect())
+    }
 }
 
 #[cfg(test)]

@@ -492,8 +492,8 @@ macro_rules! store_impl {
                 // `cases` was small stays in use, without an `ANALYZE` to invalidate it, long after the
                 // table has grown. The `UPDATE … FROM (VALUES …)` of the chain heads kept the hash join it
                 // got when the table held a few hundred rows, and read all of it for every 64 rows: at
-                // N = 1,000,000 the ingest slowed from 5,600 to 1,200 renames per second by 250,000
-                // (`cases_pkey` read 637 million index entries for 336,000 cases).
+                // N = 1,000,000 the ingest slowed to 1,200 renames per second by 250,000 cases, over 3,000
+                // at first (`cases_pkey` read 637 million index entries for 336,000 cases).
                 sqlx::query("SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
                     .execute(&mut *tx)
                     .await?;

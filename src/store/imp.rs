@@ -137,7 +137,7 @@ fn tuples(numbered: bool, rows: usize, cols: usize) -> String {
 }
 
 macro_rules! store_impl {
-    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:expr) => {
+    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:expr, explain = $explain:literal) => {
         use anyhow::Result;
         use chrono::{DateTime, Utc};
         use sqlx::{Pool, Transaction};
@@ -752,6 +752,26 @@ macro_rules! store_impl {
             Ok(rows)
         }
 
+        /// The backend's plan of the claim (not run), one line per step: the last column of each row of
+        /// SQLite's `EXPLAIN QUERY PLAN` (its detail) and the one column of PostgreSQL's `EXPLAIN`.
+        pub async fn explain_claim(p: &Pool<Db>) -> Result<String> {
+            use sqlx::Row as _;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{} {}", $explain, $claim_sql)))
+                .bind("")
+                .bind(0_i64)
+                .bind(i64::MAX)
+                .bind(0_i64)
+                .bind(512_i64)
+                .fetch_all(p)
+                .await?;
+            let mut plan = String::new();
+            for row in rows {
+                plan += &row.try_get::<String, _>(row.len() - 1)?;
+                plan.push('\n');
+            }
+            Ok(plan)
+        }
+
         pub async fn take_offer_slot(p: &Pool<Db>, case: &CaseRow) -> Result<bool> {
             let result = sqlx::query(
                 "UPDATE cases SET offer_phone = phone WHERE id = $1 AND status = 'open' AND offer_phone IS NULL AND phone = $2 \
@@ -864,25 +884,12 @@ pub mod sqlite {
                              WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
                              ORDER BY due_at, id LIMIT $5) RETURNING *";
 
-    store_impl!(sqlx::Sqlite, numbered = false, claim_sql = CLAIM_SQL);
-
-    /// SQLite's query plan of the claim, one line per step (`EXPLAIN QUERY PLAN`).
-    pub async fn explain_claim(p: &Pool<sqlx::Sqlite>) -> Result<String> {
-        let steps: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {CLAIM_SQL}"
-        )))
-        .bind("")
-        .bind(0_i64)
-        .bind(i64::MAX)
-        .bind(0_i64)
-        .bind(512_i64)
-        .fetch_all(p)
-        .await?;
-        Ok(steps
-            .into_iter()
-            .map(|(.., detail)| detail + "\n")
-            .collect())
-    }
+    store_impl!(
+        sqlx::Sqlite,
+        numbered = false,
+        claim_sql = CLAIM_SQL,
+        explain = "EXPLAIN QUERY PLAN"
+    );
 }
 
 pub mod postgres {
@@ -891,21 +898,12 @@ pub mod postgres {
                              WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
                              ORDER BY due_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *";
 
-    store_impl!(sqlx::Postgres, numbered = true, claim_sql = CLAIM_SQL);
-
-    /// PostgreSQL's plan of the claim (`EXPLAIN`, not run), one line per node.
-    pub async fn explain_claim(p: &Pool<sqlx::Postgres>) -> Result<String> {
-        let lines: Vec<String> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {CLAIM_SQL}")))
-                .bind("")
-                .bind(0_i64)
-                .bind(i64::MAX)
-                .bind(0_i64)
-                .bind(512_i64)
-                .fetch_all(p)
-                .await?;
-        Ok(lines.into_iter().map(|line| line + "\n").collect())
-    }
+    store_impl!(
+        sqlx::Postgres,
+        numbered = true,
+        claim_sql = CLAIM_SQL,
+        explain = "EXPLAIN"
+    );
 }
 
 #[cfg(test)]

@@ -501,10 +501,7 @@ impl Store {
     /// it; the claim is not run. For diagnosing a slow drain, and for the test that the claim reads an index
     /// in claim order instead of sorting every due case.
     pub async fn explain_claim(&self) -> Result<String> {
-        match self {
-            Store::Sqlite(p) => imp::sqlite::explain_claim(p).await,
-            Store::Postgres(p) => imp::postgres::explain_claim(p).await,
-        }
+        dispatch!(self, explain_claim())
     }
 
     /// Claims up to `limit` due cases for `owner` until `lease_until` (wall-clock ms).

@@ -137,7 +137,16 @@ fn tuples(numbered: bool, rows: usize, cols: usize) -> String {
 }
 
 macro_rules! store_impl {
-    ($db:ty, numbered = $numbered:literal, claim_sql = $claim_sql:expr, explain = $explain:literal) => {
+    ($db:ty, numbered = $numbered:literal, claim_lock = $claim_lock:literal, explain = $explain:literal) => {
+        /// The claim of due cases (`claim_due`); on PostgreSQL it skips rows another worker is claiming.
+        const CLAIM_SQL: &str = concat!(
+            "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases \
+             WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
+             ORDER BY due_at, id LIMIT $5",
+            $claim_lock,
+            ") RETURNING *"
+        );
+
         use anyhow::Result;
         use chrono::{DateTime, Utc};
         use sqlx::{Pool, Transaction};
@@ -740,7 +749,7 @@ macro_rules! store_impl {
         }
 
         pub async fn claim_due(p: &Pool<Db>, now: i64, limit: i64, owner: &str, wall_now: i64, lease_until: i64) -> Result<Vec<CaseRow>> {
-            let mut rows: Vec<CaseRow> = sqlx::query_as($claim_sql)
+            let mut rows: Vec<CaseRow> = sqlx::query_as(CLAIM_SQL)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(now)
@@ -756,7 +765,7 @@ macro_rules! store_impl {
         /// SQLite's `EXPLAIN QUERY PLAN` (its detail) and the one column of PostgreSQL's `EXPLAIN`.
         pub async fn explain_claim(p: &Pool<Db>) -> Result<String> {
             use sqlx::Row as _;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{} {}", $explain, $claim_sql)))
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{} {CLAIM_SQL}", $explain)))
                 .bind("")
                 .bind(0_i64)
                 .bind(i64::MAX)
@@ -879,29 +888,19 @@ macro_rules! store_impl {
 }
 
 pub mod sqlite {
-    /// The claim of due cases (`claim_due`).
-    const CLAIM_SQL: &str = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases \
-                             WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
-                             ORDER BY due_at, id LIMIT $5) RETURNING *";
-
     store_impl!(
         sqlx::Sqlite,
         numbered = false,
-        claim_sql = CLAIM_SQL,
+        claim_lock = "",
         explain = "EXPLAIN QUERY PLAN"
     );
 }
 
 pub mod postgres {
-    /// The claim of due cases (`claim_due`).
-    const CLAIM_SQL: &str = "UPDATE cases SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM cases \
-                             WHERE status = 'open' AND due_at <= $3 AND (lease_until IS NULL OR lease_until < $4) \
-                             ORDER BY due_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *";
-
     store_impl!(
         sqlx::Postgres,
         numbered = true,
-        claim_sql = CLAIM_SQL,
+        claim_lock = " FOR UPDATE SKIP LOCKED",
         explain = "EXPLAIN"
     );
 }

@@ -10,6 +10,8 @@
 
 mod fault;
 mod imp;
+mod postgres;
+mod sqlite;
 
 use std::time::Duration;
 
@@ -354,8 +356,8 @@ pub enum Store {
 macro_rules! dispatch {
     ($self:ident, $f:ident ( $($arg:expr),* )) => {
         match $self {
-            Store::Sqlite(p) => imp::sqlite::$f(p, $($arg),*).await,
-            Store::Postgres(p) => imp::postgres::$f(p, $($arg),*).await,
+            Store::Sqlite(p) => sqlite::queries::$f(p, $($arg),*).await,
+            Store::Postgres(p) => postgres::queries::$f(p, $($arg),*).await,
         }
     };
 }

@@ -22,6 +22,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// The real wall clock, shared: for what other processes must be able to judge (claims and their
+/// expiry), which simulated time must never touch.
+pub fn wall() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
 /// A clock that reads whatever it was last set to: for `--now`, tests and the scenario runner.
 #[derive(Debug, Clone)]
 pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);

@@ -79,6 +79,9 @@ pub struct Config {
     pub consent: SystemSettings,
     /// SDU overrides.
     pub sdu: SystemSettings,
+    /// The proactive service (today's trusted-software register by default): its e-license code, consent
+    /// purpose, SMS texts, eligibility criteria and reply vocabulary.
+    pub service: crate::case::Service,
 }
 
 /// Settings of one external system; unset keys fall back to the defaults.
@@ -109,6 +112,16 @@ pub enum SmsLanguage {
     Kk,
     /// Russian.
     Ru,
+}
+
+impl SmsLanguage {
+    /// The language code, a key of the service's texts.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Kk => "kk",
+            Self::Ru => "ru",
+        }
+    }
 }
 
 /// The daily SMS window in local time.
@@ -189,6 +202,7 @@ impl Default for Config {
             sms: SystemSettings::default(),
             consent: SystemSettings::default(),
             sdu: SystemSettings::default(),
+            service: crate::case::Service::default(),
         }
     }
 }
@@ -313,6 +327,15 @@ impl Config {
         }
         if self.database_retry_for < Duration::from_secs(1) {
             bail!("database_retry_for must be at least 1s");
+        }
+        if let Some(problem) = self.service.problem() {
+            bail!("{problem}");
+        }
+        if self.service.text(self.sms_language.code()).is_none() {
+            bail!(
+                "service.texts has no offer text in sms_language `{}`",
+                self.sms_language.code()
+            );
         }
         Ok(())
     }

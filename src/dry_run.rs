@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::case::{self, Assessment, Window};
+use crate::case::{Assessment, Window};
 use crate::config::Config;
 use crate::engine::{Finding, Systems, gather};
 use crate::sms;
@@ -71,6 +71,7 @@ pub async fn trace(
         systems,
         bin,
         new_name.as_deref().unwrap_or_default(),
+        &config.service,
         &mut findings,
     )
     .await
@@ -98,7 +99,10 @@ pub async fn trace(
             trace.detail = ending.detail;
         }
         Assessment::Ready(offer) => {
-            let text = sms::offer_text(config.sms_language);
+            let text = config
+                .service
+                .text(config.sms_language.code())
+                .context("the service has no text in the configured language")?;
             let enc = sms::encoding(text);
             trace.decision = "offer".into();
             trace.detail =
@@ -118,7 +122,6 @@ pub async fn trace(
         }
         Assessment::Need(_) => unreachable!("gather returns only final assessments"),
     }
-    let _ = case::SERVICE;
     Ok(trace)
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sdu::case::{Ending, Outcome, Stage, case_key};
 use sdu::store::{
     CaseChange, CaseRow, IngestReport, NewCase, NewEvent, NewReply, OutboxEntry, ReplyStatus,
-    Store, invalid_rename, ms,
+    Store, ms,
 };
 use serde_json::json;
 use sqlx::Executor as _;
@@ -218,6 +218,24 @@ fn change(row: &CaseRow, now: &str, edit: impl FnOnce(&mut CaseRow)) -> CaseChan
     }
 }
 
+/// Moves a row to an open stage, as a saved transition would store it.
+fn advance(r: &mut CaseRow, stage: Stage, due: Option<chrono::DateTime<chrono::Utc>>) {
+    r.stage = Some(stage.as_str().to_owned());
+    r.due_at = due.map(ms);
+    r.retries = 0;
+}
+
+/// Ends a row, as a saved transition would store it.
+fn end(r: &mut CaseRow, ending: &Ending, now: chrono::DateTime<chrono::Utc>) {
+    r.status = ending.outcome.as_str().to_owned();
+    r.reason = ending.reason.map(|x| x.as_str().to_owned());
+    r.detail = Some(ending.detail.clone());
+    r.stage = None;
+    r.due_at = None;
+    r.offer_phone = None;
+    r.ended_at = Some(ms(now));
+}
+
 async fn save(store: &Store, change: &CaseChange) -> Option<String> {
     store.save(change).await.expect("save")
 }
@@ -225,7 +243,7 @@ async fn save(store: &Store, change: &CaseChange) -> Option<String> {
 /// Makes a case `queued` for `phone`, due at `due` (`None`: waiting for a wake-up).
 async fn queue(store: &Store, row: &CaseRow, phone: &str, due: Option<&str>, now: &str) -> CaseRow {
     let c = change(row, now, |r| {
-        r.advance(Stage::Queued, due.map(t));
+        advance(r, Stage::Queued, due.map(t));
         r.phone = Some(phone.to_owned());
     });
     save(store, &c).await.expect("queue the case");
@@ -283,7 +301,7 @@ async fn case_with_three_events(store: &Store, bin: &str) -> CaseRow {
     .await;
     let row = only_case_of(store, bin).await;
     let mut c = change(&row, "2026-11-02T02:00:01+05:00", |r| {
-        r.advance(Stage::Queued, None)
+        advance(r, Stage::Queued, None)
     });
     c.events = vec![
         NewEvent::new("checked", json!({"permits": 1})),
@@ -356,7 +374,7 @@ async fn ingest_opens_one_case_per_rename_and_a_repeated_rename_is_a_duplicate(s
 
 async fn a_rename_with_a_bad_bin_opens_a_case_that_has_already_ended(store: Store) {
     let mut bad = rename("20114000001X", "2026-11-01T10:00:00+05:00", "Old", "New");
-    bad.ended = Some(invalid_rename("the BIN fails validation"));
+    bad.ended = Some(Ending::invalid_data("the BIN fails validation"));
 
     let report = ingest(&store, &[bad], "2026-11-02T02:00:00+05:00").await;
 
@@ -395,7 +413,11 @@ async fn a_later_rename_supersedes_the_open_case_and_voids_its_offer(store: Stor
         &reload(&store, &queued).await,
         "2026-11-02T09:00:00+05:00",
         |r| {
-            r.advance(Stage::AwaitingReply, Some(t("2026-11-05T09:00:00+05:00")));
+            advance(
+                r,
+                Stage::AwaitingReply,
+                Some(t("2026-11-05T09:00:00+05:00")),
+            );
             r.attempt = 1;
             r.first_sent_at = Some(ms(t("2026-11-02T09:00:00+05:00")));
         },
@@ -622,7 +644,7 @@ async fn a_save_applies_once_and_a_stale_change_changes_nothing(store: Store) {
     let reply_id = store.pending_replies(10).await.unwrap()[0].id;
 
     let mut fresh = change(&read, "2026-11-02T02:00:01+05:00", |r| {
-        r.advance(Stage::Queued, Some(t("2026-11-02T09:00:00+05:00")));
+        advance(r, Stage::Queued, Some(t("2026-11-02T09:00:00+05:00")));
         r.phone = Some(PHONE.to_owned());
     });
     fresh.outbox = vec![OutboxEntry {
@@ -631,7 +653,8 @@ async fn a_save_applies_once_and_a_stale_change_changes_nothing(store: Store) {
         result: json!({"message_id": "g1"}),
     }];
     let mut stale = change(&read, "2026-11-02T02:00:02+05:00", |r| {
-        r.end(
+        end(
+            r,
             &Ending::new(Outcome::Declined, None, "stale"),
             t("2026-11-02T02:00:02+05:00"),
         );
@@ -817,7 +840,8 @@ async fn ending_a_case_frees_its_phone_and_wakes_the_next_queued_case(store: Sto
     let ended_at = "2026-11-02T12:30:00+05:00";
 
     let end = change(&holding, ended_at, |r| {
-        r.end(
+        end(
+            r,
             &Ending::new(Outcome::Declined, None, "replied 2"),
             t(ended_at),
         );

@@ -175,6 +175,36 @@ impl Iin {
 }
 id_newtype_common!(Iin);
 
+/// An IIN as a registry sent it, not yet read: kept opaque until the process needs the person (the first
+/// head matters only once the permits say a head is needed, and personal data is read only where needed).
+/// [`UncheckedIin::check`] validates it then; `Debug` shows only a mask.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UncheckedIin(String);
+
+impl UncheckedIin {
+    /// Wraps the raw text (a non-string JSON value as its JSON text).
+    pub fn new(raw: impl Into<String>) -> Self {
+        Self(raw.into())
+    }
+
+    /// The validated IIN, or why it is not one.
+    pub fn check(&self) -> Result<Iin, IdError> {
+        Iin::parse(&self.0)
+    }
+}
+
+impl From<Iin> for UncheckedIin {
+    fn from(iin: Iin) -> Self {
+        Self(iin.0)
+    }
+}
+
+impl fmt::Debug for UncheckedIin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UncheckedIin({})", mask_raw(&self.0))
+    }
+}
+
 /// A Kazakhstan mobile number in E.164 form, `+77XXXXXXXXX`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Msisdn(String);

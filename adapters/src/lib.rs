@@ -11,5 +11,5 @@ pub mod ids;
 pub mod systems;
 
 pub use error::{AdapterError, AdapterResult};
-pub use ids::{Bin, IdError, Iin, Msisdn, PhoneError};
+pub use ids::{Bin, IdError, Iin, Msisdn, PhoneError, UncheckedIin};
 pub use systems::*;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AdapterResult;
-use crate::ids::{Bin, Iin, Msisdn};
+use crate::ids::{Bin, Iin, Msisdn, UncheckedIin};
 
 /// The e-license service code of the "Register of trusted software" state service.
 pub const TRUSTED_SOFTWARE_SERVICE: &str = "trusted_software_register";
@@ -73,8 +73,8 @@ pub struct Organization {
     pub name: String,
     /// Active or liquidated.
     pub status: OrgStatus,
-    /// The first head (director), if the registry names one.
-    pub first_head: Option<Iin>,
+    /// The first head (director), if the registry names one: unchecked until the process needs it.
+    pub first_head: Option<UncheckedIin>,
 }
 
 /// The legal-entity registry (ЗТ МДҚ).

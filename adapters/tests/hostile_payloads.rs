@@ -56,7 +56,15 @@ async fn make(call: Call, base: &str) -> Result<(), AdapterError> {
     match call {
         Call::Organization => {
             let client = HttpLegalEntities::new(settings(base, "legal_entities")).unwrap();
-            client.organization(&bin).await.map(drop)
+            // The head is checked where the process needs it; a bad one is invalid data there.
+            let org = client.organization(&bin).await?;
+            match org.and_then(|o| o.first_head).map(|h| h.check()) {
+                Some(Err(e)) => Err(AdapterError::InvalidData {
+                    system: "legal_entities",
+                    detail: format!("field `first_head` is not a valid IIN: {e}"),
+                }),
+                _ => Ok(()),
+            }
         }
         Call::Renames => {
             let client = HttpLegalEntities::new(settings(base, "legal_entities")).unwrap();

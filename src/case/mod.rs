@@ -4,6 +4,9 @@
 //! scenario runner all drive cases through these functions, so the rules of CONTRACT §1–§2 (and their
 //! precise reading in docs/PROCESS.md) live in exactly one place.
 
+pub mod service;
+pub mod state;
+pub mod transition;
 pub mod window;
 
 use std::time::Duration;
@@ -14,10 +17,12 @@ use adapters::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use service::{Service, Settings};
+pub use state::{Case, Status, Write, case_key};
+pub use transition::{
+    Due, Event, Ingested, OperatorAction, ReplyDecision, Transition, Verdict, WriteDone,
+};
 pub use window::Window;
-
-/// The service whose permits this process re-issues.
-pub const SERVICE: &str = adapters::TRUSTED_SOFTWARE_SERVICE;
 
 /// Where an open case stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +64,8 @@ pub enum Outcome {
     Superseded,
     /// A permanent error that needs a person.
     Failed,
+    /// An operator ended the open case by hand: general procedure.
+    ClosedByOperator,
 }
 
 /// Why a case ended with its outcome (CONTRACT §1).
@@ -125,7 +132,7 @@ impl Stage {
 }
 
 impl Outcome {
-    const NAMES: [(Outcome, &'static str); 9] = [
+    const NAMES: [(Outcome, &'static str); 10] = [
         (Outcome::NotApplicable, "not_applicable"),
         (Outcome::NoHead, "no_head"),
         (Outcome::Ineligible, "ineligible"),
@@ -135,6 +142,7 @@ impl Outcome {
         (Outcome::Reissued, "reissued"),
         (Outcome::Superseded, "superseded"),
         (Outcome::Failed, "failed"),
+        (Outcome::ClosedByOperator, "closed_by_operator"),
     ];
 }
 
@@ -157,6 +165,43 @@ impl Reason {
 }
 
 snake_text!(Stage, Outcome, Reason);
+
+/// The registry that holds an eligibility criterion's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registry {
+    /// The civil registry: death, court declarations of death or of missing status.
+    Civil,
+    /// The individuals registry: residence abroad, incapacity, imprisonment.
+    Individuals,
+}
+
+impl Reason {
+    /// The registry whose record decides this eligibility criterion; `None` if the reason is not one.
+    pub fn criterion(self) -> Option<Registry> {
+        match self {
+            Reason::Deceased | Reason::DeclaredDead | Reason::DeclaredMissing => {
+                Some(Registry::Civil)
+            }
+            Reason::ResidenceAbroad | Reason::Incapacitated | Reason::Imprisoned => {
+                Some(Registry::Individuals)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether this criterion excludes the head, by the records it reads (no record: it does not).
+    fn excludes(self, civil: Option<&CivilRecord>, person: Option<&Person>) -> bool {
+        match self {
+            Reason::Deceased => civil.is_some_and(|c| c.deceased),
+            Reason::DeclaredDead => civil.is_some_and(|c| c.declared_dead),
+            Reason::DeclaredMissing => civil.is_some_and(|c| c.declared_missing),
+            Reason::ResidenceAbroad => person.is_some_and(|p| p.residence_abroad),
+            Reason::Incapacitated => person.is_some_and(|p| p.incapacitated),
+            Reason::Imprisoned => person.is_some_and(|p| p.imprisoned),
+            _ => false,
+        }
+    }
+}
 
 /// A case's end: outcome, reason and a message for the person who reads the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -238,8 +283,10 @@ pub enum Assessment {
     Ready(Offer),
 }
 
-/// Seed items 6–12 in order: the first finding that decides ends the case.
-pub fn assess(bin: &Bin, new_name: &str, facts: &Facts) -> Assessment {
+/// Seed items 6–12 in order: the first finding that decides ends the case. The head's IIN is read only
+/// once the permits say a head is needed (personal data only where needed); the eligibility criteria are
+/// the service's, in its order.
+pub fn assess(bin: &Bin, new_name: &str, facts: &Facts, service: &Service) -> Assessment {
     let Some(org) = &facts.organization else {
         return Assessment::Need(Need::Organization);
     };
@@ -270,7 +317,7 @@ pub fn assess(bin: &Bin, new_name: &str, facts: &Facts) -> Assessment {
     }
     let active: Vec<&Permit> = permits
         .iter()
-        .filter(|p| p.service == SERVICE && p.status == PermitStatus::Active)
+        .filter(|p| p.service == service.code && p.status == PermitStatus::Active)
         .collect();
     if active.is_empty() {
         return Assessment::End(Ending::new(
@@ -291,30 +338,36 @@ pub fn assess(bin: &Bin, new_name: &str, facts: &Facts) -> Assessment {
             "every active permit already bears the new name",
         ));
     }
-    let Some(head) = &org.first_head else {
-        return Assessment::End(Ending::new(
-            Outcome::NoHead,
-            None,
-            "the registry names no first head",
-        ));
-    };
-    let Some(civil) = &facts.civil else {
-        return Assessment::Need(Need::Civil);
-    };
-    if let Some(reason) = civil.as_ref().and_then(civil_exclusion) {
-        return Assessment::End(ineligible(reason));
-    }
-    let Some(person) = &facts.person else {
-        return Assessment::Need(Need::Person);
-    };
-    if let Some(p) = person {
-        if &p.iin != head {
-            return Assessment::End(Ending::invalid_data(
-                "the individuals registry answered for another IIN",
+    let head = match head_of(org) {
+        Ok(Some(head)) => head,
+        Ok(None) => {
+            return Assessment::End(Ending::new(
+                Outcome::NoHead,
+                None,
+                "the registry names no first head",
             ));
         }
-        if let Some(reason) = person_exclusion(p) {
-            return Assessment::End(ineligible(reason));
+        Err(ending) => return Assessment::End(ending),
+    };
+    for criterion in &service.criteria {
+        let (civil, person) = match criterion.criterion() {
+            Some(Registry::Civil) => match &facts.civil {
+                None => return Assessment::Need(Need::Civil),
+                Some(civil) => (civil.as_ref(), None),
+            },
+            Some(Registry::Individuals) => match &facts.person {
+                None => return Assessment::Need(Need::Person),
+                Some(Some(p)) if p.iin != head => {
+                    return Assessment::End(Ending::invalid_data(
+                        "the individuals registry answered for another IIN",
+                    ));
+                }
+                Some(person) => (None, person.as_ref()),
+            },
+            None => continue,
+        };
+        if criterion.excludes(civil, person) {
+            return Assessment::End(ineligible(*criterion));
         }
     }
     let Some(phone) = &facts.phone else {
@@ -329,7 +382,7 @@ pub fn assess(bin: &Bin, new_name: &str, facts: &Facts) -> Assessment {
     };
     match Msisdn::parse(raw) {
         Ok(phone) => Assessment::Ready(Offer {
-            head: head.clone(),
+            head,
             phone,
             permits: affected,
         }),
@@ -341,6 +394,21 @@ pub fn assess(bin: &Bin, new_name: &str, facts: &Facts) -> Assessment {
     }
 }
 
+/// The organisation's first head, checked: read only once the permits said a head is needed. A malformed
+/// IIN is wrong registry data, and ends the case `failed`/`invalid_data`.
+pub fn head_of(org: &Organization) -> Result<Option<Iin>, Ending> {
+    org.first_head
+        .as_ref()
+        .map(|raw| {
+            raw.check().map_err(|e| {
+                Ending::invalid_data(format!(
+                    "the legal-entity registry's first head is not a valid IIN: {e}"
+                ))
+            })
+        })
+        .transpose()
+}
+
 fn ineligible(reason: Reason) -> Ending {
     Ending::new(
         Outcome::Ineligible,
@@ -349,33 +417,16 @@ fn ineligible(reason: Reason) -> Ending {
     )
 }
 
-/// The civil-registry criteria, in CONTRACT order.
-pub fn civil_exclusion(record: &CivilRecord) -> Option<Reason> {
-    [
-        (record.deceased, Reason::Deceased),
-        (record.declared_dead, Reason::DeclaredDead),
-        (record.declared_missing, Reason::DeclaredMissing),
-    ]
-    .into_iter()
-    .find_map(|(holds, reason)| holds.then_some(reason))
-}
-
-/// The individuals-registry criteria, in CONTRACT order.
-pub fn person_exclusion(person: &Person) -> Option<Reason> {
-    [
-        (person.residence_abroad, Reason::ResidenceAbroad),
-        (person.incapacitated, Reason::Incapacitated),
-        (person.imprisoned, Reason::Imprisoned),
-    ]
-    .into_iter()
-    .find_map(|(holds, reason)| holds.then_some(reason))
-}
-
-/// The eligibility re-check before consent and re-issue: the first criterion that now applies, if any.
-pub fn recheck(civil: Option<&CivilRecord>, person: Option<&Person>) -> Option<Reason> {
-    civil
-        .and_then(civil_exclusion)
-        .or_else(|| person.and_then(person_exclusion))
+/// The eligibility re-check before consent and re-issue: the first of `criteria` that now applies, if any.
+pub fn recheck(
+    civil: Option<&CivilRecord>,
+    person: Option<&Person>,
+    criteria: &[Reason],
+) -> Option<Reason> {
+    criteria
+        .iter()
+        .copied()
+        .find(|criterion| criterion.excludes(civil, person))
 }
 
 /// A valid answer to the offer.
@@ -388,14 +439,17 @@ pub enum Choice {
     Refuse,
 }
 
-/// Reads a reply: `1` or `2`, ignoring surrounding white space and one trailing `.`; anything else is `None`.
-pub fn parse_reply(text: &str) -> Option<Choice> {
+/// Reads a reply by the service's vocabulary (today `1` or `2`), ignoring surrounding white space and one
+/// trailing `.`; anything else is `None`.
+pub fn parse_reply(text: &str, service: &Service) -> Option<Choice> {
     let trimmed = text.trim();
     let core = trimmed.strip_suffix('.').unwrap_or(trimmed).trim();
-    match core {
-        "1" => Some(Choice::Agree),
-        "2" => Some(Choice::Refuse),
-        _ => None,
+    if service.agree.iter().any(|a| a == core) {
+        Some(Choice::Agree)
+    } else if service.refuse.iter().any(|r| r == core) {
+        Some(Choice::Refuse)
+    } else {
+        None
     }
 }
 
@@ -474,12 +528,6 @@ pub fn offer_step(state: &OfferState, now: DateTime<Utc>, timing: &Timing) -> Of
 pub fn retry_delay(retries: u32) -> Duration {
     let minutes = 1u64 << retries.min(4);
     Duration::from_secs(60 * minutes.min(15))
-}
-
-/// The idempotency-key prefix of a case: derived from the rename itself, so that re-ingesting the same
-/// rename (even into a new database) cannot repeat a write.
-pub fn case_key(bin_raw: &str, rename_at: DateTime<Utc>) -> String {
-    format!("{bin_raw}-{}", rename_at.timestamp_millis())
 }
 
 #[cfg(test)]

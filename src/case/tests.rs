@@ -16,6 +16,7 @@ const OTHER_IIN: &str = "790415307770";
 const NEW_NAME: &str = "ТОО «Жаңа Технологиялар»";
 const OLD_NAME: &str = "ТОО «Ескі Технологиялар»";
 const PHONE: &str = "+77011234567";
+const SERVICE: &str = adapters::TRUSTED_SOFTWARE_SERVICE;
 
 fn bin() -> Bin {
     Bin::parse(BIN).unwrap()
@@ -30,7 +31,7 @@ fn organization() -> Organization {
         bin: bin(),
         name: NEW_NAME.to_owned(),
         status: OrgStatus::Active,
-        first_head: Some(iin(HEAD)),
+        first_head: Some(iin(HEAD).into()),
     }
 }
 
@@ -108,7 +109,7 @@ fn ready(phone: &str, permits: &[&str]) -> String {
 fn check_assess_rows(rows: Vec<(&str, Facts, String)>) {
     let mut failures = Vec::new();
     for (sentence, facts, expected) in rows {
-        let got = verdict(&assess(&bin(), NEW_NAME, &facts));
+        let got = verdict(&assess(&bin(), NEW_NAME, &facts, &Service::default()));
         if got != expected {
             failures.push(format!(
                 "{sentence}\n    expected: {expected}\n    got:      {got}"
@@ -528,7 +529,7 @@ fn the_phone_decides_between_an_offer_and_the_general_procedure() {
 #[test]
 fn an_ending_says_why_without_personal_data() {
     let facts = with(|f| f.phone = Some(Some("+79161234567".to_owned())));
-    let Assessment::End(ending) = assess(&bin(), NEW_NAME, &facts) else {
+    let Assessment::End(ending) = assess(&bin(), NEW_NAME, &facts, &Service::default()) else {
         panic!("a Russian number must end the case");
     };
     assert!(
@@ -611,7 +612,11 @@ fn the_recheck_finds_the_first_criterion_that_now_applies() {
     ];
     for (sentence, civil, person, expected) in rows {
         assert_eq!(
-            recheck(civil.as_ref(), person.as_ref()),
+            recheck(
+                civil.as_ref(),
+                person.as_ref(),
+                &Service::default().criteria
+            ),
             expected,
             "{sentence}"
         );
@@ -888,7 +893,7 @@ fn replies_are_one_or_two_with_white_space_and_one_trailing_dot_ignored() {
     let failures: Vec<String> = rows
         .into_iter()
         .filter_map(|(text, expected)| {
-            let got = parse_reply(text);
+            let got = parse_reply(text, &Service::default());
             (got != expected).then(|| format!("{text:?}: expected {expected:?}, got {got:?}"))
         })
         .collect();

@@ -20,7 +20,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::case::{Ending, Outcome, Reason, Stage};
+use adapters::{Iin, Msisdn};
+
+use crate::case::{Case, Ending, Outcome, Reason, Stage, Status};
 
 pub use fault::{NotAttempted, is_conflict, is_store_error, is_transient};
 
@@ -97,12 +99,32 @@ pub struct CaseRow {
     pub updated_at: i64,
     /// Ended at (ms).
     pub ended_at: Option<i64>,
+    /// The name the permits were re-issued under.
+    pub reissue_name: Option<String>,
+}
+
+/// A stored case read for the decision core.
+#[derive(Debug, Clone)]
+pub enum Read {
+    /// Its typed state.
+    Case(Case),
+    /// It cannot be acted on; the case as far as it could be read, and why.
+    Unreadable(Case, String),
+}
+
+impl Read {
+    /// The case as far as it could be read (an unreadable one with what could be read of it).
+    pub fn into_case(self) -> Case {
+        match self {
+            Read::Case(case) | Read::Unreadable(case, _) => case,
+        }
+    }
 }
 
 impl CaseRow {
     /// The open stage, if the case is open and its stage is known.
     pub fn stage(&self) -> Option<Stage> {
-        (self.status == "open")
+        (self.status == OPEN)
             .then(|| self.stage.as_deref().and_then(Stage::parse))
             .flatten()
     }
@@ -122,24 +144,131 @@ impl CaseRow {
         serde_json::from_str(&self.reissued).unwrap_or_default()
     }
 
-    /// Marks the case ended (the save releases its phone and wakes the next case for that phone).
-    pub fn end(&mut self, ending: &Ending, now: DateTime<Utc>) {
-        self.status = ending.outcome.as_str().to_owned();
-        self.reason = ending.reason.map(|r| r.as_str().to_owned());
-        self.detail = Some(ending.detail.clone());
-        self.stage = None;
-        self.due_at = None;
-        self.offer_phone = None;
-        self.ended_at = Some(ms(now));
+    /// The typed state of this row. Each column is parsed; the first that does not parse, or a state that
+    /// its stage cannot act on ([`Case::problem`]), makes the case [`Read::Unreadable`].
+    pub fn read(&self) -> Read {
+        let mut problems: Vec<String> = Vec::new();
+        let mut note = |problem: String| problems.push(problem);
+        let status = if self.status == OPEN {
+            match self.stage.as_deref().map(|s| (s, Stage::parse(s))) {
+                Some((_, Some(stage))) => Status::Open(stage),
+                Some((text, None)) => {
+                    note(format!("unknown stage `{text}`"));
+                    Status::Open(Stage::Checking)
+                }
+                None => {
+                    note("an open case without a stage".into());
+                    Status::Open(Stage::Checking)
+                }
+            }
+        } else {
+            let outcome = Outcome::parse(&self.status).unwrap_or_else(|| {
+                note(format!("unknown status `{}`", self.status));
+                Outcome::Failed
+            });
+            let reason = self.reason.as_deref().and_then(|r| {
+                let parsed = Reason::parse(r);
+                if parsed.is_none() {
+                    note(format!("unknown reason `{r}`"));
+                }
+                parsed
+            });
+            Status::Ended(Ending::new(
+                outcome,
+                reason,
+                self.detail.clone().unwrap_or_default(),
+            ))
+        };
+        let list = |text: &str, what: &str, note: &mut dyn FnMut(String)| {
+            serde_json::from_str::<Vec<String>>(text).unwrap_or_else(|_| {
+                note(format!("the list of {what} is not a JSON list of ids"));
+                Vec::new()
+            })
+        };
+        let permits = list(&self.permits, "permits", &mut note);
+        let reissued = list(&self.reissued, "re-issued permits", &mut note);
+        let head = self.head_iin.as_deref().and_then(|h| {
+            Iin::parse(h)
+                .map_err(|e| note(format!("stored head: {e}")))
+                .ok()
+        });
+        let phone = self.phone.as_deref().and_then(|p| {
+            Msisdn::from_stored(p)
+                .map_err(|e| note(format!("stored number: {e}")))
+                .ok()
+        });
+        let attempt = u8::try_from(self.attempt)
+            .ok()
+            .filter(|a| *a <= 2)
+            .unwrap_or_else(|| {
+                note(format!("attempt {} is not 0, 1 or 2", self.attempt));
+                0
+            });
+        let case = Case {
+            id: self.id,
+            key: self.case_key.clone(),
+            bin: self.bin.clone(),
+            rename_at: from_ms(self.rename_at),
+            from_name: self.from_name.clone(),
+            to_name: self.to_name.clone(),
+            status,
+            attempt,
+            head,
+            phone,
+            holds_offer: self.offer_phone.is_some(),
+            permits,
+            reissued,
+            reissue_name: self.reissue_name.clone(),
+            first_sent_at: self.first_sent_at.map(from_ms),
+            second_sent_at: self.second_sent_at.map(from_ms),
+            due_at: self.due_at.map(from_ms),
+            retries: u32::try_from(self.retries).unwrap_or(0),
+        };
+        if let Some(problem) = problems.into_iter().next() {
+            return Read::Unreadable(case, problem);
+        }
+        match case.problem() {
+            Some(problem) => Read::Unreadable(case, problem.to_owned()),
+            None => Read::Case(case),
+        }
     }
 
-    /// Moves the case to `stage`, due at `due`.
-    pub fn advance(&mut self, stage: Stage, due: Option<DateTime<Utc>>) {
-        self.stage = Some(stage.as_str().to_owned());
-        self.due_at = due.map(ms);
-        self.retries = 0;
+    /// Writes a case's typed state into this row (the store's bookkeeping columns stay as they are);
+    /// `now` stamps the end of a case that ends with this change.
+    pub fn set_state(&mut self, case: &Case, now: DateTime<Utc>) {
+        match &case.status {
+            Status::Open(stage) => {
+                self.status = OPEN.to_owned();
+                self.stage = Some(stage.as_str().to_owned());
+                self.reason = None;
+                self.ended_at = None;
+            }
+            Status::Ended(ending) => {
+                if self.status == OPEN || self.ended_at.is_none() {
+                    self.ended_at = Some(ms(now));
+                }
+                self.status = ending.outcome.as_str().to_owned();
+                self.stage = None;
+                self.reason = ending.reason.map(|r| r.as_str().to_owned());
+                self.detail = Some(ending.detail.clone());
+            }
+        }
+        self.attempt = i64::from(case.attempt);
+        self.head_iin = case.head.as_ref().map(|h| h.as_str().to_owned());
+        self.phone = case.phone.as_ref().map(|p| p.as_str().to_owned());
+        self.offer_phone = case.holds_offer.then(|| self.phone.clone()).flatten();
+        self.permits = serde_json::json!(case.permits).to_string();
+        self.reissued = serde_json::json!(case.reissued).to_string();
+        self.reissue_name = case.reissue_name.clone();
+        self.first_sent_at = case.first_sent_at.map(ms);
+        self.second_sent_at = case.second_sent_at.map(ms);
+        self.due_at = case.due_at.map(ms);
+        self.retries = i64::from(case.retries);
     }
 }
+
+/// The status text of an open case.
+pub const OPEN: &str = "open";
 
 /// One line of a case's history.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
@@ -160,21 +289,8 @@ pub struct EventRow {
     pub hash: String,
 }
 
-/// An event to append.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    /// What kind of step.
-    pub kind: &'static str,
-    /// JSON detail; identifiers masked.
-    pub detail: serde_json::Value,
-}
-
-impl NewEvent {
-    /// An event.
-    pub fn new(kind: &'static str, detail: serde_json::Value) -> Self {
-        Self { kind, detail }
-    }
-}
+/// An event to append: a line of history as the decision core writes it.
+pub use crate::case::Event as NewEvent;
 
 /// The hash of one event, chained to the previous one of the same case.
 pub fn event_hash(prev: &str, case_id: i64, at: i64, kind: &str, detail: &str) -> String {
@@ -427,11 +543,6 @@ impl Store {
         dispatch!(self, meta(name))
     }
 
-    /// Sets a named value.
-    pub async fn set_meta(&self, name: &str, value: &str) -> Result<()> {
-        dispatch!(self, set_meta(name, value))
-    }
-
     /// Sets a named value only if it still has `expected` (`None` = absent); true if it was set. Lets one
     /// of several workers win the nightly ingest.
     pub async fn swap_meta(&self, name: &str, expected: Option<&str>, value: &str) -> Result<bool> {
@@ -606,9 +717,4 @@ impl Store {
     pub async fn events_page(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
         dispatch!(self, events_page(after, limit))
     }
-}
-
-/// Builds an ended case for a rename whose data is unusable from the start.
-pub fn invalid_rename(detail: &str) -> Ending {
-    Ending::new(Outcome::Failed, Some(Reason::InvalidData), detail)
 }

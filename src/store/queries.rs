@@ -11,7 +11,8 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, Transaction};
 
-use crate::case::{Ending, Outcome};
+use crate::case::transition;
+use crate::store::OPEN;
 use crate::store::{
     CaseChange, CaseRow, EventRow, IngestReport, Lease, NewCase, NewEvent, NewReply, ReplyRow,
     ReplyStatus, STATE_VERSION, SummaryRow, event_hash, ms,
@@ -22,15 +23,6 @@ pub async fn meta(p: &Pool<Db>, name: &str) -> Result<Option<String>> {
         .bind(name)
         .fetch_optional(p)
         .await?)
-}
-
-pub async fn set_meta(p: &Pool<Db>, name: &str, value: &str) -> Result<()> {
-    sqlx::query("INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
-        .bind(name)
-        .bind(value)
-        .execute(p)
-        .await?;
-    Ok(())
 }
 
 pub async fn swap_meta(
@@ -182,7 +174,7 @@ async fn apply_row(
         "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
          offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \
          retries = $14, lease_owner = $21, lease_until = $22, state_version = $15, version = version + 1, \
-         last_hash = $16, updated_at = $17, ended_at = $18 WHERE id = $19 AND version = $20",
+         last_hash = $16, updated_at = $17, ended_at = $18, reissue_name = $23 WHERE id = $19 AND version = $20",
     )
     .bind(&row.status)
     .bind(&row.stage)
@@ -206,6 +198,7 @@ async fn apply_row(
     .bind(change.expected_version)
     .bind(lease.map(|l| l.owner.as_str()))
     .bind(lease.map(|l| l.until))
+    .bind(&row.reissue_name)
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {
@@ -225,7 +218,7 @@ async fn apply_row(
     if let Some((reply_id, status)) = change.reply {
         resolve_reply_tx(tx, reply_id, status, Some(row.id), change.now).await?;
     }
-    if row.status != "open"
+    if row.status != OPEN
         && let Some(phone) = &row.phone
     {
         // The phone is free: the next queued case for it may send its offer now.
@@ -259,9 +252,9 @@ async fn update_rows(
          attempt = v.column7, head_iin = v.column8, phone = v.column9, offer_phone = v.column10, permits = v.column11, \
          reissued = v.column12, first_sent_at = v.column13, second_sent_at = v.column14, due_at = v.column15, \
          retries = v.column16, lease_owner = v.column17, lease_until = v.column18, state_version = v.column19, \
-         version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22 \
+         version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22, reissue_name = v.column23 \
          FROM (VALUES {}) AS v WHERE cases.id = v.column1 AND cases.version = v.column2 RETURNING id",
-        tuples(NUMBERED, changes.len(), 22)
+        tuples(NUMBERED, changes.len(), 23)
     );
     let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
     for ((change, lease), (_, last_hash)) in changes.iter().zip(leases).zip(heads) {
@@ -288,7 +281,8 @@ async fn update_rows(
             .bind(STATE_VERSION)
             .bind(last_hash)
             .bind(ms(change.now))
-            .bind(row.ended_at);
+            .bind(row.ended_at)
+            .bind(&row.reissue_name);
     }
     Ok(query.fetch_all(&mut **tx).await?.into_iter().collect())
 }
@@ -379,7 +373,7 @@ pub async fn save_many(
             if let Some((reply_id, status)) = change.reply {
                 resolved.push((reply_id, status, change.row.id, now));
             }
-            if change.row.status != "open"
+            if change.row.status != OPEN
                 && let Some(phone) = &change.row.phone
             {
                 freed.push((now, phone.as_str()));
@@ -447,7 +441,7 @@ pub async fn ingest(
             query = query.bind(*bin);
         }
         for row in query.fetch_all(&mut *tx).await? {
-            if row.status == "open" {
+            if row.status == OPEN {
                 open_by_bin.entry(row.bin.clone()).or_default().push(row);
             }
         }
@@ -502,10 +496,8 @@ pub async fn ingest(
         };
         report.opened += 1;
         let id = row.id;
-        let ingested = NewEvent::new(
-            "ingested",
-            serde_json::json!({"bin": new.bin, "rename_at": new.rename_at, "from": new.from_name, "to": new.to_name, "ended": new.ended}),
-        );
+        let new_case = row.read().into_case();
+        let ingested = transition::ingested_event(&new_case, new.ended.as_ref());
         if new.ended.is_some() {
             let (new_lines, hash) = chain(id, String::new(), now_ms, &[ingested]);
             pending.add(id, new_lines, hash);
@@ -513,18 +505,14 @@ pub async fn ingest(
         }
         let mut open = open_by_bin.remove(&new.bin).unwrap_or_default();
         open.sort_by_key(|c| (c.rename_at, c.id));
-        let newer_exists = open.iter().any(|c| c.rename_at > ms(new.rename_at));
+        let open_cases: Vec<_> = open.iter().map(|c| c.read().into_case()).collect();
+        // The decision core says which case a rename supersedes; the store only applies it.
+        let decision = transition::on_ingested(&new_case, &open_cases);
         let mut events = vec![ingested];
-        if newer_exists {
-            // Renames normally arrive in order; one that arrives late is already out of date.
-            let ending = Ending::new(
-                Outcome::Superseded,
-                None,
-                "a later rename of this organisation is already being handled",
-            );
+        if let Some(outdated) = decision.new {
             let version = row.version;
-            row.end(&ending, now);
-            events.push(NewEvent::new("ended", serde_json::json!(ending)));
+            row.set_state(&outdated.case, now);
+            events.extend(outdated.events);
             let change = CaseChange {
                 row,
                 expected_version: version,
@@ -544,31 +532,18 @@ pub async fn ingest(
         if !open.is_empty() {
             pending.write(&mut tx).await?;
         }
-        for mut older in open {
-            let ending = Ending::new(
-                Outcome::Superseded,
-                None,
-                format!("superseded by the rename to «{}»", new.to_name),
-            );
+        for (mut older, superseded) in open.into_iter().zip(decision.superseded) {
             let version = older.version;
-            older.end(&ending, now);
-            let events = vec![NewEvent::new(
-                "ended",
-                serde_json::json!({"outcome": ending.outcome, "detail": ending.detail, "by_case": id}),
-            )];
-            apply(
-                &mut tx,
-                &CaseChange {
-                    row: older,
-                    expected_version: version,
-                    events,
-                    outbox: vec![],
-                    reply: None,
-                    now,
-                },
-                None,
-            )
-            .await?;
+            older.set_state(&superseded.case, now);
+            let change = CaseChange {
+                row: older,
+                expected_version: version,
+                events: superseded.events,
+                outbox: vec![],
+                reply: None,
+                now,
+            };
+            apply(&mut tx, &change, None).await?;
             report.superseded += 1;
         }
         open_by_bin.insert(new.bin.clone(), vec![row]);

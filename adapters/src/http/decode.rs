@@ -175,11 +175,12 @@ impl<'a> Doc<'a> {
     }
 
     /// An IIN field that may be null or absent.
-    pub(crate) fn optional_iin(&self, key: &str) -> AdapterResult<Option<Iin>> {
-        match self.optional(key) {
-            None => Ok(None),
-            Some(_) => self.iin(key).map(Some),
-        }
+    /// An optional field kept raw (as [`Doc::raw_text`]); absent or `null` is `None`.
+    pub(crate) fn optional_raw(&self, key: &str) -> Option<String> {
+        self.optional(key).map(|value| match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
     }
 
     /// A BIN field that must be the one asked for: a registry answering about another organisation is
@@ -287,10 +288,12 @@ mod tests {
     }
 
     #[test]
-    fn an_optional_iin_may_be_null_or_absent() {
-        let value = json!({"a": null});
+    fn an_optional_raw_field_may_be_null_or_absent_and_keeps_a_number_as_text() {
+        let value = json!({"a": null, "c": 850214300013_u64, "d": "x"});
         let doc = Doc::new("legal_entities", "organization", &value).unwrap();
-        assert_eq!(doc.optional_iin("a").unwrap(), None);
-        assert_eq!(doc.optional_iin("b").unwrap(), None);
+        assert_eq!(doc.optional_raw("a"), None);
+        assert_eq!(doc.optional_raw("b"), None);
+        assert_eq!(doc.optional_raw("c").as_deref(), Some("850214300013"));
+        assert_eq!(doc.optional_raw("d").as_deref(), Some("x"));
     }
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::decode::Doc;
 use crate::error::AdapterResult;
 use crate::http::system_client;
-use crate::ids::Bin;
+use crate::ids::{Bin, UncheckedIin};
 use crate::systems::{LegalEntities, OrgStatus, Organization, RenameEvent, RenamesPage};
 
 system_client!(
@@ -43,7 +43,7 @@ impl LegalEntities for HttpLegalEntities {
             bin: doc.expect_bin("bin", bin)?,
             name: doc.name("name")?,
             status,
-            first_head: doc.optional_iin("first_head")?,
+            first_head: doc.optional_raw("first_head").map(UncheckedIin::new),
         }))
     }
 }

@@ -1,0 +1,295 @@
+//! The claim loop and the group commit: due cases are claimed ahead while claimed ones advance, and one
+//! committer saves every step waiting at that moment in one transaction.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use tracing::debug;
+
+use super::Engine;
+use crate::case::Stage;
+use crate::store::{self, CaseChange, CaseRow, Lease};
+
+/// A step for the committer of [`Engine::drain`], the claim to keep if the worker goes on with the case,
+/// and where to send its result (the new chain head, `None` if another writer changed the case first).
+pub(super) type SaveRequest = (
+    CaseChange,
+    Option<Lease>,
+    tokio::sync::oneshot::Sender<Result<Option<String>>>,
+);
+/// Where steps go to be saved.
+pub(super) type Saves = tokio::sync::mpsc::UnboundedSender<SaveRequest>;
+
+/// Cases for [`Engine::drain`] to advance.
+enum Refill {
+    /// Newly claimed, in claim order; `slots_taken` if their offer slots were taken with the claim.
+    Claimed {
+        rows: Vec<CaseRow>,
+        slots_taken: bool,
+    },
+    /// Held queued cases, their offer slots now taken.
+    Released(Vec<CaseRow>),
+}
+
+impl Engine {
+    /// Drives every due case until none is due now; returns the steps recorded.
+    ///
+    /// Up to `concurrency` cases advance at once. Due cases are claimed ahead, twice `concurrency` at a time,
+    /// while the claimed ones advance, so that neither the HTTP clients nor the store wait for the other at
+    /// the end of a batch. Steps are saved by one committer that applies every step waiting at that moment
+    /// in one transaction (group commit), so that the store does one commit for many steps instead of one
+    /// each. A case's next step starts only once its previous one is saved, so each case still moves one
+    /// recorded step at a time. The drain ends when a claim finds nothing due and no case is in hand.
+    ///
+    /// A queued case claimed while cases of this drain are still being checked waits for those checks
+    /// before it takes its phone's offer slot: of two organisations of one head, the earlier rename, maybe
+    /// still being checked, gets the first offer (`take_offer_slot` orders queued cases, not cases still
+    /// being checked).
+    pub async fn drain(&self) -> Result<u64> {
+        let start = self.steps.load(Ordering::Relaxed);
+        self.store_failed.store(false, Ordering::Relaxed);
+        let concurrency = self.config.concurrency;
+        let (saves, queue) = tokio::sync::mpsc::unbounded_channel();
+        // The work owns the sender: when it ends, the committer sees the channel close and ends too.
+        let work = async move {
+            let saves: Saves = saves;
+            let claim_size = concurrency * 2;
+            let mut ready: VecDeque<CaseRow> = Default::default();
+            let mut held: Vec<CaseRow> = Vec::new();
+            // Cases of `ready` and `in_flight` that are being checked.
+            let mut checking = 0usize;
+            let mut in_flight = futures::stream::FuturesUnordered::new();
+            let mut refill: Option<futures::future::BoxFuture<'_, Result<Refill>>> = None;
+            // The last claim found fewer cases than it asked for: the next waits until no case is in hand.
+            let mut exhausted = false;
+            let mut errors: Vec<anyhow::Error> = Vec::new();
+            loop {
+                while in_flight.len() < concurrency
+                    && let Some(row) = ready.pop_front()
+                {
+                    let was_checking = row.stage() == Some(Stage::Checking);
+                    let saves = &saves;
+                    in_flight.push(async move {
+                        let result = self.advance(row, saves).await;
+                        if result.as_ref().is_err_and(store::is_store_error) {
+                            self.store_failed.store(true, Ordering::Relaxed);
+                        }
+                        (was_checking, result)
+                    });
+                }
+                if refill.is_none() {
+                    if checking == 0 && !held.is_empty() {
+                        let rows = std::mem::take(&mut held);
+                        refill = Some(Box::pin(async move {
+                            let now = self.clock.now();
+                            Ok(Refill::Released(self.take_offer_slots(rows, now).await?))
+                        }));
+                    } else if errors.is_empty()
+                        && !self.stopping()
+                        && held.is_empty()
+                        && ready.len() < concurrency
+                        && (!exhausted || in_flight.is_empty())
+                    {
+                        // Offer slots are taken with the claim only when no case of the drain is being
+                        // checked; otherwise the queued cases of the batch are held until none is (above),
+                        // then take their slots together.
+                        let take_slots = checking == 0;
+                        refill = Some(Box::pin(async move {
+                            self.claim_batch(claim_size, take_slots).await
+                        }));
+                    }
+                }
+                if refill.is_none() && in_flight.is_empty() {
+                    break;
+                }
+                tokio::select! {
+                    filled = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
+                        refill = None;
+                        match filled {
+                            Ok(Refill::Claimed { rows, slots_taken }) => {
+                                exhausted = rows.len() < claim_size;
+                                if rows.is_empty() && in_flight.is_empty() && ready.is_empty() {
+                                    break;
+                                }
+                                for row in rows {
+                                    if row.stage() == Some(Stage::Checking) {
+                                        checking += 1;
+                                    } else if !slots_taken && row.stage() == Some(Stage::Queued) {
+                                        held.push(row);
+                                        continue;
+                                    }
+                                    ready.push_back(row);
+                                }
+                            }
+                            Ok(Refill::Released(rows)) => ready.extend(rows),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    Some((was_checking, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                        if was_checking {
+                            checking -= 1;
+                        }
+                        if let Err(e) = result {
+                            errors.push(e);
+                        }
+                    }
+                }
+            }
+            // The error that says why, rather than one of the steps left out after it.
+            errors.sort_by_key(|e| e.is::<store::NotAttempted>());
+            match errors.into_iter().next() {
+                Some(e) => Err(e),
+                None => Ok::<_, anyhow::Error>(()),
+            }
+        };
+        let (worked, committed) = tokio::join!(work, self.commit(queue));
+        worked?;
+        committed?;
+        Ok(self.steps.load(Ordering::Relaxed) - start)
+    }
+
+    /// Claims up to `limit` due cases for this worker; with `take_slots`, also takes the offer slots of the
+    /// queued ones that send their first SMS now.
+    async fn claim_batch(&self, limit: usize, take_slots: bool) -> Result<Refill> {
+        let now = self.clock.now();
+        let (wall, lease_until) = self.lease_from_now();
+        let rows = self
+            .store
+            .claim_due(now, limit as i64, &self.owner, wall, lease_until)
+            .await?;
+        // A batch with cases to check holds its queued ones back (see `drain`).
+        let take_slots = take_slots && !rows.iter().any(|r| r.stage() == Some(Stage::Checking));
+        let rows = if take_slots {
+            self.take_offer_slots(rows, now).await?
+        } else {
+            rows
+        };
+        Ok(Refill::Claimed {
+            rows,
+            slots_taken: take_slots,
+        })
+    }
+
+    /// Takes, in a few statements, the offer slots of the claimed cases that send their first SMS now (the
+    /// window is open), so that their offer steps need not take them one by one.
+    async fn take_offer_slots(
+        &self,
+        mut batch: Vec<CaseRow>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CaseRow>> {
+        if !self.settings.window.contains(now) {
+            return Ok(batch);
+        }
+        let want: Vec<i64> = batch
+            .iter()
+            .filter(|r| {
+                r.stage() == Some(Stage::Queued) && r.offer_phone.is_none() && r.phone.is_some()
+            })
+            .map(|r| r.id)
+            .collect();
+        if want.is_empty() {
+            return Ok(batch);
+        }
+        let taken: HashSet<i64> = self
+            .store
+            .take_offer_slots(&want)
+            .await?
+            .into_iter()
+            .collect();
+        for row in &mut batch {
+            if taken.contains(&row.id) {
+                row.offer_phone = row.phone.clone();
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The committer of [`Engine::drain`]: saves every change waiting at once, in one transaction, and
+    /// answers each with its result. A batch that fails as a whole (a deadlock between two workers on
+    /// PostgreSQL, say) is retried change by change, so that one bad change cannot sink the others; one that
+    /// fails because the database is away or busy is not.
+    async fn commit(
+        &self,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<SaveRequest>,
+    ) -> Result<()> {
+        let mut batch = Vec::new();
+        while queue.recv_many(&mut batch, 512).await > 0 {
+            // Every other case in hand gets one turn first: those whose steps are finishing join this commit
+            // instead of starting the next, and a commit costs much the same for ten steps as for a hundred
+            // (the pages it writes; docs/BENCHMARKS.md).
+            tokio::task::yield_now().await;
+            while batch.len() < 512
+                && let Ok(request) = queue.try_recv()
+            {
+                batch.push(request);
+            }
+            let mut changes = Vec::with_capacity(batch.len());
+            let mut leases = Vec::with_capacity(batch.len());
+            let mut answers = Vec::with_capacity(batch.len());
+            for (change, lease, answer) in batch.drain(..) {
+                changes.push(change);
+                leases.push(lease);
+                answers.push(answer);
+            }
+            // Once the store has failed in this drain, nothing more is saved: the workers waiting for these
+            // answers fail, and the pass retries their cases (each waiting for the database in turn would
+            // only delay that).
+            if self.store_failed.load(Ordering::Relaxed) {
+                for answer in answers {
+                    let _ = answer.send(Err(store::NotAttempted("an earlier save".into()).into()));
+                }
+                continue;
+            }
+            let results: Vec<Result<Option<String>>> =
+                match self.store.save_many(&changes, &leases).await {
+                    Ok(saved) => saved.into_iter().map(Ok).collect(),
+                    // The database is unreachable or busy: no use trying these one by one.
+                    Err(e) if store::is_transient(&e) && !store::is_conflict(&e) => {
+                        self.store_failed.store(true, Ordering::Relaxed);
+                        let cause = format!("{e:#}");
+                        let mut failed = vec![Err(e)];
+                        failed.extend(
+                            (1..changes.len())
+                                .map(|_| Err(store::NotAttempted(cause.clone()).into())),
+                        );
+                        failed
+                    }
+                    Err(e) => {
+                        debug!(
+                            "group commit of {} steps failed, saving one by one: {e:#}",
+                            changes.len()
+                        );
+                        let mut one_by_one = Vec::with_capacity(changes.len());
+                        for (change, lease) in changes.iter().zip(leases) {
+                            if self.store_failed.load(Ordering::Relaxed) {
+                                one_by_one.push(Err(
+                                    store::NotAttempted("an earlier save".into()).into()
+                                ));
+                                continue;
+                            }
+                            let saved = self
+                                .store
+                                .save_many(std::slice::from_ref(change), &[lease])
+                                .await;
+                            if saved
+                                .as_ref()
+                                .is_err_and(|e| store::is_transient(e) && !store::is_conflict(e))
+                            {
+                                self.store_failed.store(true, Ordering::Relaxed);
+                            }
+                            one_by_one.push(saved.map(|mut saved| saved.pop().flatten()));
+                        }
+                        one_by_one
+                    }
+                };
+            for (answer, result) in answers.into_iter().zip(results) {
+                // A worker that stopped waiting (its drain failed) no longer needs the answer.
+                let _ = answer.send(result);
+            }
+        }
+        Ok(())
+    }
+}

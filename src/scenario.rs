@@ -205,7 +205,7 @@ async fn run(
         fault_ends.retain(|(end, _)| *end > now);
         while next_event < events.len() && events[next_event].0 <= now {
             let event = &scenario.events[events[next_event].1];
-            apply_event(&mock, event, &mut fault_ends)?;
+            apply_event(&mock, &engine.store, event, &mut fault_ends).await?;
             next_event += 1;
         }
         let report = engine.pass(IngestMode::Nightly).await?;
@@ -245,8 +245,9 @@ fn clock_now(clock: &ManualClock) -> DateTime<Utc> {
     clock.now()
 }
 
-fn apply_event(
+async fn apply_event(
     mock: &Mock,
+    store: &Store,
     event: &mock_registries::Event,
     fault_ends: &mut Vec<(DateTime<Utc>, SystemName)>,
 ) -> Result<()> {
@@ -267,6 +268,12 @@ fn apply_event(
         EventKind::Update(u) => mock
             .update(u.system, u.record.clone())
             .map_err(anyhow::Error::msg)?,
+        EventKind::CorruptCase(c) => {
+            let bin = raw_text(&c.bin);
+            if store.corrupt_stage(&bin, c.stage.as_deref()).await? == 0 {
+                anyhow::bail!("corrupt_case: {bin} has no open case to damage");
+            }
+        }
     }
     Ok(())
 }
@@ -353,6 +360,15 @@ async fn check(scenario: &Scenario, engine: &Engine, mock: &Mock) -> Result<Vec<
         && sent.len() as u64 != n
     {
         out.push(format!("sms_total: expected {n}, got {}", sent.len()));
+    }
+    if let Some(part) = &expect.sms_text_contains {
+        let others = sent.iter().filter(|s| !s.text.contains(part.as_str())).count();
+        if others > 0 {
+            out.push(format!(
+                "sms_text_contains: {others} SMS of {} do not contain {part:?}",
+                sent.len()
+            ));
+        }
     }
     if let Some(per_phone) = &expect.sms_to {
         for (phone, n) in per_phone {

@@ -195,6 +195,22 @@ pub struct Event {
     /// A registry record is replaced or added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateEvent>,
+    /// Testers only: the orchestrator's stored state of an open case is damaged (as a faulty upgrade or a
+    /// hand edit of the database would), to show that the orchestrator ends such a case instead of acting
+    /// on it or looping. The mock registries ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corrupt_case: Option<CorruptCase>,
+}
+
+/// A damaged stored case: the open case of `bin` gets `stage` (absent or `null`: no stage at all).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptCase {
+    /// The organisation's BIN, as written.
+    pub bin: RawValue,
+    /// The stage text to store.
+    #[serde(default)]
+    pub stage: Option<String>,
 }
 
 /// The kind of an [`Event`], once checked that exactly one is present.
@@ -208,6 +224,8 @@ pub enum EventKind<'a> {
     Rename(&'a RenameEvent),
     /// See [`Event::update`].
     Update(&'a UpdateEvent),
+    /// See [`Event::corrupt_case`].
+    CorruptCase(&'a CorruptCase),
 }
 
 impl Event {
@@ -226,10 +244,13 @@ impl Event {
         if let Some(e) = &self.update {
             kinds.push(EventKind::Update(e));
         }
+        if let Some(e) = &self.corrupt_case {
+            kinds.push(EventKind::CorruptCase(e));
+        }
         match kinds.as_slice() {
             [one] => Ok(*one),
-            [] => Err("needs one of sms_reply, fault, rename, update".into()),
-            _ => Err("has more than one of sms_reply, fault, rename, update".into()),
+            [] => Err("needs one of sms_reply, fault, rename, update, corrupt_case".into()),
+            _ => Err("has more than one of sms_reply, fault, rename, update, corrupt_case".into()),
         }
     }
 }
@@ -375,6 +396,9 @@ pub struct Expect {
     /// Cases still open at `run_until`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_cases: Option<u64>,
+    /// Text that every SMS the gateway accepted contains (which service's offer went out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_text_contains: Option<String>,
 }
 
 /// What one case must have become.
@@ -489,7 +513,7 @@ impl Scenario {
                     check_update_record(u)
                         .map_err(|e| format!("key `events[{i}].update.record`: {e}"))?;
                 }
-                EventKind::SmsReply(_) | EventKind::Rename(_) => {}
+                EventKind::SmsReply(_) | EventKind::Rename(_) | EventKind::CorruptCase(_) => {}
             }
         }
         Ok(())

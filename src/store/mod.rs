@@ -713,6 +713,13 @@ impl Store {
         dispatch!(self, outbox_count(case_id, kind))
     }
 
+    /// Testers only (the scenario event `corrupt_case`): stores `stage` as the stage of the open case of
+    /// `bin`, as a faulty upgrade or a hand edit would; returns how many cases it changed. The schema's
+    /// constraints still apply (an unknown stage text is refused; no stage at all is not).
+    pub async fn corrupt_stage(&self, bin: &str, stage: Option<&str>) -> Result<u64> {
+        dispatch!(self, corrupt_stage(bin, stage))
+    }
+
     /// Every event in id order after `after`, at most `limit` (for `audit verify`).
     pub async fn events_page(&self, after: i64, limit: i64) -> Result<Vec<EventRow>> {
         dispatch!(self, events_page(after, limit))

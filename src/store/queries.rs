@@ -894,3 +894,14 @@ pub async fn outbox_count(p: &Pool<Db>, case_id: i64, kind: &str) -> Result<i64>
             .await?,
     )
 }
+
+pub async fn corrupt_stage(p: &Pool<Db>, bin: &str, stage: Option<&str>) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE cases SET stage = $1, version = version + 1 WHERE bin = $2 AND status = 'open'",
+    )
+    .bind(stage)
+    .bind(bin)
+    .execute(p)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -362,7 +362,10 @@ async fn check(scenario: &Scenario, engine: &Engine, mock: &Mock) -> Result<Vec<
         out.push(format!("sms_total: expected {n}, got {}", sent.len()));
     }
     if let Some(part) = &expect.sms_text_contains {
-        let others = sent.iter().filter(|s| !s.text.contains(part.as_str())).count();
+        let others = sent
+            .iter()
+            .filter(|s| !s.text.contains(part.as_str()))
+            .count();
         if others > 0 {
             out.push(format!(
                 "sms_text_contains: {others} SMS of {} do not contain {part:?}",

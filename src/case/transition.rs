@@ -607,3 +607,7 @@ pub fn on_operator_action(
         (OperatorAction::EndByHand, Status::Ended(_)) => Err("the case has already ended".into()),
     }
 }
+
+#[cfg(test)]
+#[path = "transition_tests.rs"]
+mod tests;

@@ -11,7 +11,7 @@ use tracing::debug;
 
 use super::Engine;
 use crate::case::Stage;
-use crate::store::{self, CaseChange, CaseRow, Lease};
+use crate::store::{self, CaseChange, CaseRow, CaseStore, Lease};
 
 /// A step for the committer of [`Engine::drain`], the claim to keep if the worker goes on with the case,
 /// and where to send its result (the new chain head, `None` if another writer changed the case first).
@@ -34,7 +34,7 @@ enum Refill {
     Released(Vec<CaseRow>),
 }
 
-impl Engine {
+impl<S: CaseStore> Engine<S> {
     /// Drives every due case until none is due now; returns the steps recorded.
     ///
     /// Up to `concurrency` cases advance at once. Due cases are claimed ahead, twice `concurrency` at a time,
@@ -208,9 +208,9 @@ impl Engine {
     }
 
     /// The committer of [`Engine::drain`]: saves every change waiting at once, in one transaction, and
-    /// answers each with its result. A batch that fails as a whole (a deadlock between two workers on
-    /// PostgreSQL, say) is retried change by change, so that one bad change cannot sink the others; one that
-    /// fails because the database is away or busy is not.
+    /// answers each with its result. A batch that fails as a whole on a conflict between workers (a
+    /// PostgreSQL deadlock, say) or on an error of its own is retried change by change, so that one bad
+    /// change cannot sink the others; one that fails because the database is away or busy is not.
     async fn commit(
         &self,
         mut queue: tokio::sync::mpsc::UnboundedReceiver<SaveRequest>,
@@ -234,62 +234,64 @@ impl Engine {
                 leases.push(lease);
                 answers.push(answer);
             }
-            // Once the store has failed in this drain, nothing more is saved: the workers waiting for these
-            // answers fail, and the pass retries their cases (each waiting for the database in turn would
-            // only delay that).
-            if self.store_failed.load(Ordering::Relaxed) {
-                for answer in answers {
-                    let _ = answer.send(Err(store::NotAttempted("an earlier save".into()).into()));
-                }
-                continue;
-            }
-            let results: Vec<Result<Option<String>>> =
-                match self.store.save_many(&changes, &leases).await {
-                    Ok(saved) => saved.into_iter().map(Ok).collect(),
-                    // The database is unreachable or busy: no use trying these one by one.
-                    Err(e) if store::is_transient(&e) && !store::is_conflict(&e) => {
-                        self.store_failed.store(true, Ordering::Relaxed);
-                        let cause = format!("{e:#}");
-                        let mut failed = vec![Err(e)];
-                        failed.extend(
-                            (1..changes.len())
-                                .map(|_| Err(store::NotAttempted(cause.clone()).into())),
-                        );
-                        failed
-                    }
-                    Err(e) => {
-                        debug!(
-                            "group commit of {} steps failed, saving one by one: {e:#}",
-                            changes.len()
-                        );
-                        let mut one_by_one = Vec::with_capacity(changes.len());
-                        for (change, lease) in changes.iter().zip(leases) {
-                            if self.store_failed.load(Ordering::Relaxed) {
-                                one_by_one.push(Err(
-                                    store::NotAttempted("an earlier save".into()).into()
-                                ));
-                                continue;
-                            }
-                            let saved = self
-                                .store
-                                .save_many(std::slice::from_ref(change), &[lease])
-                                .await;
-                            if saved
-                                .as_ref()
-                                .is_err_and(|e| store::is_transient(e) && !store::is_conflict(e))
-                            {
-                                self.store_failed.store(true, Ordering::Relaxed);
-                            }
-                            one_by_one.push(saved.map(|mut saved| saved.pop().flatten()));
-                        }
-                        one_by_one
-                    }
-                };
+            let results = self.save_batch(&changes, leases).await;
             for (answer, result) in answers.into_iter().zip(results) {
                 // A worker that stopped waiting (its drain failed) no longer needs the answer.
                 let _ = answer.send(result);
             }
         }
         Ok(())
+    }
+
+    /// Saves one batch of the committer, one result per change. Once the store has failed in this drain,
+    /// nothing more is saved: the workers waiting for these answers fail, and the pass retries their cases
+    /// (each waiting for the database in turn would only delay that).
+    async fn save_batch(
+        &self,
+        changes: &[CaseChange],
+        leases: Vec<Option<Lease>>,
+    ) -> Vec<Result<Option<String>>> {
+        let not_attempted = || Err(store::NotAttempted("an earlier save".into()).into());
+        if self.store_failed.load(Ordering::Relaxed) {
+            return changes.iter().map(|_| not_attempted()).collect();
+        }
+        let error = match self.store.save_many(changes, &leases).await {
+            Ok(saved) => return saved.into_iter().map(Ok).collect(),
+            Err(e) => e,
+        };
+        if error.is_transient() && !error.is_conflict() {
+            // The database is unreachable or busy: no use trying these one by one.
+            self.store_failed.store(true, Ordering::Relaxed);
+            let cause = error.to_string();
+            let mut failed = vec![Err(error.into())];
+            failed
+                .extend((1..changes.len()).map(|_| Err(store::NotAttempted(cause.clone()).into())));
+            return failed;
+        }
+        debug!(
+            "group commit of {} steps failed, saving one by one: {error:#}",
+            changes.len()
+        );
+        let mut one_by_one = Vec::with_capacity(changes.len());
+        for (change, lease) in changes.iter().zip(leases) {
+            if self.store_failed.load(Ordering::Relaxed) {
+                one_by_one.push(not_attempted());
+                continue;
+            }
+            match self
+                .store
+                .save_many(std::slice::from_ref(change), &[lease])
+                .await
+            {
+                Ok(mut saved) => one_by_one.push(Ok(saved.pop().flatten())),
+                Err(e) => {
+                    if e.is_transient() && !e.is_conflict() {
+                        self.store_failed.store(true, Ordering::Relaxed);
+                    }
+                    one_by_one.push(Err(e.into()));
+                }
+            }
+        }
+        one_by_one
     }
 }

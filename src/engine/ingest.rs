@@ -7,9 +7,9 @@ use tracing::info;
 
 use super::{Engine, INGEST_CLAIM, LAST_INGEST_SLOT, RENAMES_CURSOR};
 use crate::case::{self, transition};
-use crate::store::{IngestReport, NewCase};
+use crate::store::{CaseStore, IngestReport, NewCase};
 
-impl Engine {
+impl<S: CaseStore> Engine<S> {
     /// Reads the rename feed from the stored cursor to its end, opening one case per rename.
     pub async fn ingest(&self) -> Result<IngestReport> {
         let mut total = IngestReport::default();

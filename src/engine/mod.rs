@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::case::{Settings, Window};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::store::{self, IngestReport, Store};
+use crate::store::{self, CaseStore, IngestReport, Store};
 
 mod drain;
 mod ingest;
@@ -67,9 +67,9 @@ pub struct PassReport {
 }
 
 /// The orchestrator: store, systems, clocks and settings.
-pub struct Engine {
+pub struct Engine<S: CaseStore = Store> {
     /// The case store.
-    pub store: Store,
+    pub store: S,
     /// The external systems.
     pub systems: Systems,
     /// Business time (simulated in scenarios and with `--now`).
@@ -93,20 +93,15 @@ pub struct Engine {
     pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
 }
 
-impl Engine {
+impl<S: CaseStore> Engine<S> {
     /// An engine on the real wall clock; its worker name (in claims) is new for each engine.
-    pub fn new(
-        store: Store,
-        systems: Systems,
-        clock: Arc<dyn Clock>,
-        config: Config,
-    ) -> Result<Self> {
+    pub fn new(store: S, systems: Systems, clock: Arc<dyn Clock>, config: Config) -> Result<Self> {
         Self::with_wall_clock(store, systems, clock, crate::clock::wall(), config)
     }
 
     /// [`Engine::new`] with the wall clock given (tests).
     pub fn with_wall_clock(
-        store: Store,
+        store: S,
         systems: Systems,
         clock: Arc<dyn Clock>,
         wall: Arc<dyn Clock>,
@@ -219,3 +214,6 @@ impl Engine {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,9 +10,9 @@ use tracing::debug;
 
 use super::{Engine, REPLIES_CURSOR};
 use crate::case::{ReplyDecision, transition};
-use crate::store::{CaseChange, CaseRow, NewReply, Read, ReplyStatus, from_ms};
+use crate::store::{CaseChange, CaseRow, CaseStore, NewReply, Read, ReplyStatus, from_ms};
 
-impl Engine {
+impl<S: CaseStore> Engine<S> {
     /// Reads new replies from the gateway and stores them before anything else looks at them.
     pub async fn poll_replies(&self) -> Result<u64> {
         let mut stored = 0;

@@ -8,13 +8,15 @@
 //! claims: once the failed part has returned no case is in hand, and a case claimed by the failed attempt
 //! would otherwise wait for its claim to expire (`lease`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use anyhow::Result;
 use tracing::{info, warn};
 
 use super::Engine;
-use crate::store;
+use crate::store::{self, CaseStore};
 
 /// Evaluates `$op` (an expression giving a future of `anyhow::Result<T>`), again after each transient
 /// database fault, as [`StoreRetry`] decides; gives the final `Result<T>`. A macro rather than a function
@@ -35,15 +37,15 @@ macro_rules! retrying {
 pub(crate) use retrying;
 
 /// The state of one retried part: since when the store fails, the next back-off, the attempts.
-pub(crate) struct StoreRetry<'a> {
-    engine: &'a Engine,
-    failing_since: Option<Instant>,
+pub(crate) struct StoreRetry<'a, S: CaseStore> {
+    engine: &'a Engine<S>,
+    failing_since: Option<DateTime<Utc>>,
     backoff: Duration,
     attempts: u32,
 }
 
-impl<'a> StoreRetry<'a> {
-    pub(crate) fn new(engine: &'a Engine) -> Self {
+impl<'a, S: CaseStore> StoreRetry<'a, S> {
+    pub(crate) fn new(engine: &'a Engine<S>) -> Self {
         Self {
             engine,
             failing_since: None,
@@ -72,9 +74,11 @@ impl<'a> StoreRetry<'a> {
                 return Err(error);
             }
             self.attempts += 1;
-            let since = *self.failing_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= engine.config.database_retry_for || engine.stopping() {
-                let failed_for = Duration::from_secs(since.elapsed().as_secs());
+            let now = engine.wall.now();
+            let since = *self.failing_since.get_or_insert(now);
+            let elapsed = (now - since).to_std().unwrap_or_default();
+            if elapsed >= engine.config.database_retry_for || engine.stopping() {
+                let failed_for = Duration::from_secs(elapsed.as_secs());
                 return Err(error.context(format!(
                     "the case store failed for {} in a row ({} attempts); nothing is lost, a later pass \
                      carries on",
@@ -102,7 +106,7 @@ impl<'a> StoreRetry<'a> {
             self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
             match engine.store.release_all_of(&engine.owner).await {
                 Ok(_) => return Ok(None),
-                Err(e) => error = e,
+                Err(e) => error = e.into(),
             }
         }
     }

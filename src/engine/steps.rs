@@ -15,7 +15,7 @@ use super::Engine;
 use super::drain::Saves;
 use super::systems::gather;
 use crate::case::{Case, Due, Stage, Transition, Write, WriteDone, transition};
-use crate::store::{self, CaseChange, CaseRow, Lease, OutboxEntry, Read};
+use crate::store::{self, CaseChange, CaseRow, CaseStore, Lease, OutboxEntry, Read};
 
 /// Why a step did not produce a transition to record.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ fn recorded(write: &Write, case: &Case, result: serde_json::Value) -> Option<Out
     })
 }
 
-impl Engine {
+impl<S: CaseStore> Engine<S> {
     /// Advances one claimed case until it waits or ends.
     pub(super) async fn advance(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
         // Eligibility was checked by this call's consent step, just before the consent it recorded and the
@@ -186,7 +186,7 @@ impl Engine {
                         .store
                         .take_offer_slot(row)
                         .await
-                        .map_err(StepError::Store)?
+                        .map_err(|e| StepError::Store(e.into()))?
                 {
                     return Ok((transition::on_slot_busy(case, now), None));
                 }

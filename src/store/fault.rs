@@ -15,17 +15,26 @@ use sqlx::error::DatabaseError;
 #[error("not attempted, the case store had just failed: {0}")]
 pub struct NotAttempted(pub String);
 
-/// Whether `error` (anywhere in its chain) comes from the case store's database driver.
+/// The store's typed error in `error`, once a [`super::CaseStore`] operation failed.
+fn typed(error: &anyhow::Error) -> Option<&super::StoreError> {
+    error.chain().find_map(|cause| cause.downcast_ref())
+}
+
+/// Whether `error` comes from the case store (its typed error, or its database driver).
 pub fn is_store_error(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|cause| cause.is::<sqlx::Error>() || cause.is::<NotAttempted>())
+    typed(error).is_some()
+        || error
+            .chain()
+            .any(|cause| cause.is::<sqlx::Error>() || cause.is::<NotAttempted>())
 }
 
 /// Whether `error` is a database fault that passes by itself: connection lost or refused, server shutting
 /// down or starting up, SQLite busy or locked, no pooled connection in time, a deadlock or serialization
 /// failure between workers.
 pub fn is_transient(error: &anyhow::Error) -> bool {
+    if let Some(typed) = typed(error) {
+        return typed.is_transient();
+    }
     error.chain().any(|cause| {
         cause.is::<NotAttempted>()
             || cause
@@ -37,6 +46,9 @@ pub fn is_transient(error: &anyhow::Error) -> bool {
 /// Whether `error` is a conflict between transactions (a PostgreSQL deadlock or serialization failure): the
 /// database works, and the same changes made one at a time would most likely go through.
 pub fn is_conflict(error: &anyhow::Error) -> bool {
+    if let Some(typed) = typed(error) {
+        return typed.is_conflict();
+    }
     error.chain().any(|cause| {
         matches!(
             cause.downcast_ref::<sqlx::Error>(),

@@ -8,6 +8,7 @@
 //! (`migrations/sqlite`, `migrations/postgres`). Every change to a case is one transaction, guarded by the
 //! row's `version`, so two workers can never both apply a step.
 
+mod case_store;
 mod fault;
 mod imp;
 mod postgres;
@@ -24,6 +25,7 @@ use adapters::{Iin, Msisdn};
 
 use crate::case::{Case, Ending, Outcome, Reason, Stage, Status};
 
+pub use case_store::{CaseStore, Flaky, StoreError, StoreResult};
 pub use fault::{NotAttempted, is_conflict, is_store_error, is_transient};
 
 /// Milliseconds since the Unix epoch: the storage form of every instant.

@@ -34,6 +34,90 @@ enum Refill {
     Released(Vec<CaseRow>),
 }
 
+/// What [`Engine::drain`] holds between its claims: cases ready to advance, queued cases held back until
+/// no case of the drain is being checked, and the errors so far.
+#[derive(Default)]
+struct Hand {
+    ready: VecDeque<CaseRow>,
+    held: Vec<CaseRow>,
+    /// Cases of `ready` and in flight that are being checked.
+    checking: usize,
+    /// The last claim found fewer cases than it asked for: the next waits until no case is in hand.
+    exhausted: bool,
+    errors: Vec<anyhow::Error>,
+}
+
+/// What the drain should fetch next.
+enum Want {
+    /// The held queued cases, their offer slots taken together now that no case is being checked.
+    Release,
+    /// More due cases; with `take_slots` their offer slots are taken with the claim (only when no case of
+    /// the drain is being checked; otherwise the queued ones are held, above).
+    Claim { take_slots: bool },
+}
+
+impl Hand {
+    fn wants(&self, concurrency: usize, in_flight: usize, stopping: bool) -> Option<Want> {
+        if self.checking == 0 && !self.held.is_empty() {
+            Some(Want::Release)
+        } else if self.errors.is_empty()
+            && !stopping
+            && self.held.is_empty()
+            && self.ready.len() < concurrency
+            && (!self.exhausted || in_flight == 0)
+        {
+            Some(Want::Claim {
+                take_slots: self.checking == 0,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Takes in what a claim or a release brought; false when the drain is done (nothing due, nothing in
+    /// hand).
+    fn take_in(&mut self, filled: Result<Refill>, claim_size: usize, idle: bool) -> bool {
+        match filled {
+            Ok(Refill::Claimed { rows, slots_taken }) => {
+                self.exhausted = rows.len() < claim_size;
+                if rows.is_empty() && idle && self.ready.is_empty() {
+                    return false;
+                }
+                for row in rows {
+                    if row.stage() == Some(Stage::Checking) {
+                        self.checking += 1;
+                    } else if !slots_taken && row.stage() == Some(Stage::Queued) {
+                        self.held.push(row);
+                        continue;
+                    }
+                    self.ready.push_back(row);
+                }
+            }
+            Ok(Refill::Released(rows)) => self.ready.extend(rows),
+            Err(e) => self.errors.push(e),
+        }
+        true
+    }
+
+    fn finished(&mut self, was_checking: bool, result: Result<()>) {
+        if was_checking {
+            self.checking -= 1;
+        }
+        if let Err(e) = result {
+            self.errors.push(e);
+        }
+    }
+
+    /// The error that says why the drain failed, rather than one of the steps left out after it.
+    fn into_result(mut self) -> Result<()> {
+        self.errors.sort_by_key(|e| e.is::<store::NotAttempted>());
+        match self.errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 impl<S: CaseStore> Engine<S> {
     /// Drives every due case until none is due now; returns the steps recorded.
     ///
@@ -52,55 +136,34 @@ impl<S: CaseStore> Engine<S> {
         let start = self.steps.load(Ordering::Relaxed);
         self.store_failed.store(false, Ordering::Relaxed);
         let concurrency = self.config.concurrency;
+        let claim_size = concurrency * 2;
         let (saves, queue) = tokio::sync::mpsc::unbounded_channel();
         // The work owns the sender: when it ends, the committer sees the channel close and ends too.
         let work = async move {
             let saves: Saves = saves;
-            let claim_size = concurrency * 2;
-            let mut ready: VecDeque<CaseRow> = Default::default();
-            let mut held: Vec<CaseRow> = Vec::new();
-            // Cases of `ready` and `in_flight` that are being checked.
-            let mut checking = 0usize;
+            let mut hand = Hand::default();
             let mut in_flight = futures::stream::FuturesUnordered::new();
             let mut refill: Option<futures::future::BoxFuture<'_, Result<Refill>>> = None;
-            // The last claim found fewer cases than it asked for: the next waits until no case is in hand.
-            let mut exhausted = false;
-            let mut errors: Vec<anyhow::Error> = Vec::new();
             loop {
                 while in_flight.len() < concurrency
-                    && let Some(row) = ready.pop_front()
+                    && let Some(row) = hand.ready.pop_front()
                 {
-                    let was_checking = row.stage() == Some(Stage::Checking);
-                    let saves = &saves;
-                    in_flight.push(async move {
-                        let result = self.advance(row, saves).await;
-                        if result.as_ref().is_err_and(store::is_store_error) {
-                            self.store_failed.store(true, Ordering::Relaxed);
-                        }
-                        (was_checking, result)
-                    });
+                    in_flight.push(self.advance_tracked(row, &saves));
                 }
                 if refill.is_none() {
-                    if checking == 0 && !held.is_empty() {
-                        let rows = std::mem::take(&mut held);
-                        refill = Some(Box::pin(async move {
-                            let now = self.clock.now();
-                            Ok(Refill::Released(self.take_offer_slots(rows, now).await?))
-                        }));
-                    } else if errors.is_empty()
-                        && !self.stopping()
-                        && held.is_empty()
-                        && ready.len() < concurrency
-                        && (!exhausted || in_flight.is_empty())
-                    {
-                        // Offer slots are taken with the claim only when no case of the drain is being
-                        // checked; otherwise the queued cases of the batch are held until none is (above),
-                        // then take their slots together.
-                        let take_slots = checking == 0;
-                        refill = Some(Box::pin(async move {
-                            self.claim_batch(claim_size, take_slots).await
-                        }));
-                    }
+                    refill = match hand.wants(concurrency, in_flight.len(), self.stopping()) {
+                        Some(Want::Release) => {
+                            let rows = std::mem::take(&mut hand.held);
+                            Some(Box::pin(async move {
+                                let now = self.clock.now();
+                                Ok(Refill::Released(self.take_offer_slots(rows, now).await?))
+                            }))
+                        }
+                        Some(Want::Claim { take_slots }) => {
+                            Some(Box::pin(self.claim_batch(claim_size, take_slots)))
+                        }
+                        None => None,
+                    };
                 }
                 if refill.is_none() && in_flight.is_empty() {
                     break;
@@ -108,47 +171,31 @@ impl<S: CaseStore> Engine<S> {
                 tokio::select! {
                     filled = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
                         refill = None;
-                        match filled {
-                            Ok(Refill::Claimed { rows, slots_taken }) => {
-                                exhausted = rows.len() < claim_size;
-                                if rows.is_empty() && in_flight.is_empty() && ready.is_empty() {
-                                    break;
-                                }
-                                for row in rows {
-                                    if row.stage() == Some(Stage::Checking) {
-                                        checking += 1;
-                                    } else if !slots_taken && row.stage() == Some(Stage::Queued) {
-                                        held.push(row);
-                                        continue;
-                                    }
-                                    ready.push_back(row);
-                                }
-                            }
-                            Ok(Refill::Released(rows)) => ready.extend(rows),
-                            Err(e) => errors.push(e),
+                        if !hand.take_in(filled, claim_size, in_flight.is_empty()) {
+                            break;
                         }
                     }
                     Some((was_checking, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                        if was_checking {
-                            checking -= 1;
-                        }
-                        if let Err(e) = result {
-                            errors.push(e);
-                        }
+                        hand.finished(was_checking, result);
                     }
                 }
             }
-            // The error that says why, rather than one of the steps left out after it.
-            errors.sort_by_key(|e| e.is::<store::NotAttempted>());
-            match errors.into_iter().next() {
-                Some(e) => Err(e),
-                None => Ok::<_, anyhow::Error>(()),
-            }
+            hand.into_result()
         };
         let (worked, committed) = tokio::join!(work, self.commit(queue));
         worked?;
         committed?;
         Ok(self.steps.load(Ordering::Relaxed) - start)
+    }
+
+    /// [`Engine::advance`], noting whether the case was being checked and whether the store failed.
+    async fn advance_tracked(&self, row: CaseRow, saves: &Saves) -> (bool, Result<()>) {
+        let was_checking = row.stage() == Some(Stage::Checking);
+        let result = self.advance(row, saves).await;
+        if result.as_ref().is_err_and(store::is_store_error) {
+            self.store_failed.store(true, Ordering::Relaxed);
+        }
+        (was_checking, result)
     }
 
     /// Claims up to `limit` due cases for this worker; with `take_slots`, also takes the offer slots of the

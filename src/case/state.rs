@@ -7,7 +7,7 @@ use adapters::{IdempotencyKey, Iin, Msisdn};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Ending, Stage};
+use super::{Ending, Outcome, Reason, Stage};
 
 /// Where a case stands: open at a stage, or ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,6 +17,53 @@ pub enum Status {
     Open(Stage),
     /// Ended, for good.
     Ended(Ending),
+}
+
+/// The stored status of a case that has not ended.
+pub const OPEN: &str = "open";
+
+impl Status {
+    /// The status stored as text (`open` with its stage, or an outcome with its reason and detail).
+    /// `Err` carries what could be made of it and what is wrong: an unknown stage, an open case without
+    /// one, an unknown outcome or reason.
+    pub fn read(
+        status: &str,
+        stage: Option<&str>,
+        reason: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<Status, (Status, String)> {
+        if status == OPEN {
+            return match stage.map(|s| (s, Stage::parse(s))) {
+                Some((_, Some(stage))) => Ok(Status::Open(stage)),
+                Some((text, None)) => Err((
+                    Status::Open(Stage::Checking),
+                    format!("unknown stage `{text}`"),
+                )),
+                None => Err((
+                    Status::Open(Stage::Checking),
+                    "an open case without a stage".into(),
+                )),
+            };
+        }
+        let detail = detail.unwrap_or_default();
+        let Some(outcome) = Outcome::parse(status) else {
+            return Err((
+                Status::Ended(Ending::invalid_data(detail)),
+                format!("unknown status `{status}`"),
+            ));
+        };
+        match reason.map(|r| (r, Reason::parse(r))) {
+            Some((text, None)) => Err((
+                Status::Ended(Ending::new(outcome, None, detail)),
+                format!("unknown reason `{text}`"),
+            )),
+            parsed => Ok(Status::Ended(Ending::new(
+                outcome,
+                parsed.and_then(|(_, r)| r),
+                detail,
+            ))),
+        }
+    }
 }
 
 /// One case: one organisation, one rename (CONTRACT §1).

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use adapters::{Iin, Msisdn};
 
-use crate::case::{Case, Ending, Outcome, Reason, Stage, Status};
+use crate::case::{Case, Ending, Outcome, Stage, Status};
 
 pub use case_store::{CaseStore, Flaky, StoreError, StoreResult};
 pub use fault::{NotAttempted, is_conflict, is_store_error, is_transient};
@@ -151,36 +151,16 @@ impl CaseRow {
     pub fn read(&self) -> Read {
         let mut problems: Vec<String> = Vec::new();
         let mut note = |problem: String| problems.push(problem);
-        let status = if self.status == OPEN {
-            match self.stage.as_deref().map(|s| (s, Stage::parse(s))) {
-                Some((_, Some(stage))) => Status::Open(stage),
-                Some((text, None)) => {
-                    note(format!("unknown stage `{text}`"));
-                    Status::Open(Stage::Checking)
-                }
-                None => {
-                    note("an open case without a stage".into());
-                    Status::Open(Stage::Checking)
-                }
-            }
-        } else {
-            let outcome = Outcome::parse(&self.status).unwrap_or_else(|| {
-                note(format!("unknown status `{}`", self.status));
-                Outcome::Failed
-            });
-            let reason = self.reason.as_deref().and_then(|r| {
-                let parsed = Reason::parse(r);
-                if parsed.is_none() {
-                    note(format!("unknown reason `{r}`"));
-                }
-                parsed
-            });
-            Status::Ended(Ending::new(
-                outcome,
-                reason,
-                self.detail.clone().unwrap_or_default(),
-            ))
-        };
+        let status = Status::read(
+            &self.status,
+            self.stage.as_deref(),
+            self.reason.as_deref(),
+            self.detail.as_deref(),
+        )
+        .unwrap_or_else(|(status, problem)| {
+            note(problem);
+            status
+        });
         let list = |text: &str, what: &str, note: &mut dyn FnMut(String)| {
             serde_json::from_str::<Vec<String>>(text).unwrap_or_else(|_| {
                 note(format!("the list of {what} is not a JSON list of ids"));
@@ -270,7 +250,7 @@ impl CaseRow {
 }
 
 /// The status text of an open case.
-pub const OPEN: &str = "open";
+pub use crate::case::state::OPEN;
 
 /// One line of a case's history.
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]

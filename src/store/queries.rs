@@ -11,7 +11,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, Transaction};
 
-use crate::case::transition;
+use crate::case::{Stage, transition};
 use crate::store::OPEN;
 use crate::store::{
     CaseChange, CaseRow, EventRow, IngestReport, Lease, NewCase, NewEvent, NewReply, ReplyRow,
@@ -464,7 +464,13 @@ pub async fn ingest(
                     Some(e.detail.clone()),
                     None,
                 ),
-                None => ("open", Some("checking"), None, None, Some(now_ms)),
+                None => (
+                    OPEN,
+                    Some(Stage::Checking.as_str()),
+                    None,
+                    None,
+                    Some(now_ms),
+                ),
             };
             query = query
                 .bind(&new.case_key)

@@ -24,7 +24,7 @@ pub async fn open_sqlite(url: &str, wait: super::StoreOptions) -> Result<sqlx::S
         // transaction at a time, and the engine saves many steps per transaction; a second connection lets a
         // claim run beside a commit only to wait in SQLite's busy handler (which sleeps in steps of
         // milliseconds), it empties the other's page cache at each of its commits, and it costs a thread, a
-        // page cache and a malloc arena (`sdu bench` N = 100,000: 92 s → 83 s, peak RSS 46.5 → 39.7 MiB).
+        // page cache and a malloc arena (docs/BENCHMARKS.md has the figures).
         .max_connections(1)
         // A ping before every acquire is one more round trip to the connection's thread per query; a broken
         // connection shows as an error of the query itself anyway.

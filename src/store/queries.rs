@@ -402,15 +402,14 @@ pub async fn ingest(
     if NUMBERED {
         // PostgreSQL (the backend with numbered parameters): a backfill grows `cases` faster than
         // autovacuum refreshes its statistics, and the planner, believing the table tiny, read all
-        // of it for each page's lookups and guarded updates (a quadratic ingest: 284 s of 465 s for
-        // 100,000 renames). Every statement of the ingest has an index that fits.
+        // of it for each page's lookups and guarded updates (a quadratic ingest). Every statement of
+        // the ingest has an index that fits.
         //
         // Each execution is planned afresh, too: a generic plan cached by this connection while
         // `cases` was small stays in use, without an `ANALYZE` to invalidate it, long after the
         // table has grown. The `UPDATE … FROM (VALUES …)` of the chain heads kept the hash join it
-        // got when the table held a few hundred rows, and read all of it for every 64 rows: at
-        // N = 1,000,000 the ingest slowed to 1,200 renames per second by 250,000 cases, over 3,000
-        // at first (`cases_pkey` read 637 million index entries for 336,000 cases).
+        // got when the table held a few hundred rows, and read all of it for every 64 rows
+        // (docs/BENCHMARKS.md: how it was found, and the figures).
         sqlx::query("SELECT set_config('enable_seqscan', 'off', true), set_config('plan_cache_mode', 'force_custom_plan', true)")
             .execute(&mut *tx)
             .await?;
@@ -431,7 +430,7 @@ pub async fn ingest(
         // Every case of these organisations, the open ones kept here: with `status = 'open'` in the
         // query PostgreSQL's planner, its statistics behind a fast-growing table, took the partial
         // index of open cases by phone and read every open case for each page (a quadratic
-        // ingest: 284 s of 465 s for 100,000 renames). `cases_bin` finds an organisation's few cases.
+        // ingest). `cases_bin` finds an organisation's few cases.
         let sql = format!(
             "SELECT * FROM cases WHERE bin IN ({})",
             params(NUMBERED, 1, chunk.len())

@@ -4,16 +4,14 @@
 //! Layers, from pure to I/O: [`case`] decides (no I/O, no clock), [`store`] remembers, [`engine`] acts
 //! through the adapters, [`scenario`] and [`dry_run`] reuse the engine, and `main.rs` is the command line.
 
-pub mod api;
-pub mod audit;
 pub mod bench;
 pub mod case;
+pub mod commands;
 pub mod clock;
 pub mod config;
-pub mod daemon;
-pub mod dry_run;
 pub mod engine;
 pub mod privacy;
-pub mod scenario;
 pub mod sms;
 pub mod store;
+
+pub use commands::{api, audit, daemon, dry_run, scenario};

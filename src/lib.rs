@@ -6,8 +6,8 @@
 
 pub mod bench;
 pub mod case;
-pub mod commands;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod privacy;

@@ -30,10 +30,15 @@ use tokio::sync::OnceCell;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/kill.yaml");
 
-/// A killed worker's claims last this long (wall clock); the harness waits it out before the next start,
-/// as a restarted production worker waits out the default 5 minutes.
-const LEASE: &str = "300ms";
-const LEASE_WAIT: Duration = Duration::from_millis(350);
+/// The next worker takes over a killed one's claims within this (wall clock), although claims last the
+/// default `lease` of 5 minutes: the killed worker's mark of life died with it.
+const TAKEOVER_WITHIN: Duration = Duration::from_secs(10);
+
+/// The wall clock, for the takeover's time.
+#[allow(clippy::disallowed_methods)] // the test's own stopwatch
+fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
 
 /// One stop of the plan.
 #[derive(Debug, Clone, Copy)]
@@ -195,14 +200,10 @@ async fn summary(store: &Store) -> BTreeMap<String, i64> {
 }
 
 fn settings() -> Vec<(String, String)> {
-    [
-        ("SDU_LEASE", LEASE),
-        ("SDU_TICK", "1s"),
-        ("SDU_API_LISTEN", "127.0.0.1:0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+    [("SDU_TICK", "1s"), ("SDU_API_LISTEN", "127.0.0.1:0")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// How long `sdu` takes here before it does any work: a read-only dry-run against the mock (start-up
@@ -433,12 +434,27 @@ async fn play(mode: Mode, db: &TestDb, kills: u64, seed: u64) -> (Played, Figure
                     if unrecorded_writes(&mock, store).await > 0 {
                         figures.between_write_and_record += 1;
                     }
-                    tokio::time::sleep(LEASE_WAIT).await;
                 }
+                let killed_at = stopwatch();
                 match mode {
                     Mode::Run => {
-                        // One pass drives every case as far as it can go at this instant.
+                        // One pass drives every case as far as it can go at this instant, the cases the
+                        // killed runs had claimed included: nobody waits for their lease.
                         run_once(&sdu, now).await;
+                        let taken_over_in = killed_at.elapsed();
+                        assert!(
+                            taken_over_in < TAKEOVER_WITHIN,
+                            "the run after the kills at {when} took {taken_over_in:?} to finish their cases"
+                        );
+                        assert_eq!(
+                            procs::scalar(
+                                store,
+                                "SELECT COUNT(*) FROM cases WHERE lease_owner IS NOT NULL"
+                            )
+                            .await,
+                            0,
+                            "a claim of a killed run is left at {when}"
+                        );
                         let cases = procs::scalar(store, "SELECT COUNT(*) FROM cases").await;
                         assert_eq!(
                             cases as usize,
@@ -450,6 +466,8 @@ async fn play(mode: Mode, db: &TestDb, kills: u64, seed: u64) -> (Played, Figure
                             "one sdu run at {when} left work due"
                         );
                     }
+                    // The daemon comes to rest (within its two minutes) only if it takes over the killed
+                    // workers' claims: their 5-minute lease would outlast it.
                     Mode::Daemon => daemon_to_rest(&sdu, store, now, replies_posted).await,
                 }
                 after_stop.push((when, summary(store).await));

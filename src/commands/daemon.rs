@@ -53,11 +53,27 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     let mut tick = tokio::time::interval(engine.config.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     engine.stop_on(shutdown.clone());
+    // Between ticks, the claims of a worker that died are looked for often, so that they are taken over
+    // within seconds rather than at the next tick or after their lease.
+    let mut liveness = tokio::time::interval(
+        crate::engine::LIVENESS_EVERY
+            .to_std()
+            .expect("a positive interval"),
+    );
+    liveness.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
             _ = nightly.notified() => {}
+            _ = liveness.tick() => match engine.take_over_dead_claims(true).await {
+                Ok(0) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!("looking for the claims of workers that are gone failed: {e:#}");
+                    continue;
+                }
+            },
         }
         // Catch-up is the same check: a slot that passed while the daemon was down is due at once.
         match engine.pass(IngestMode::Nightly).await {

@@ -135,6 +135,7 @@ impl<S: CaseStore> Engine<S> {
     pub async fn drain(&self) -> Result<u64> {
         let start = self.steps.load(Ordering::Relaxed);
         self.store_failed.store(false, Ordering::Relaxed);
+        self.take_over_dead_claims(true).await?;
         let concurrency = self.config.concurrency;
         let claim_size = concurrency * 2;
         let (saves, queue) = tokio::sync::mpsc::unbounded_channel();
@@ -201,6 +202,7 @@ impl<S: CaseStore> Engine<S> {
     /// Claims up to `limit` due cases for this worker; with `take_slots`, also takes the offer slots of the
     /// queued ones that send their first SMS now.
     async fn claim_batch(&self, limit: usize, take_slots: bool) -> Result<Refill> {
+        self.take_over_dead_claims(false).await?;
         let now = self.clock.now();
         let (wall, lease_until) = self.lease_from_now();
         let rows = self

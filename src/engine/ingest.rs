@@ -110,21 +110,29 @@ impl<S: CaseStore> Engine<S> {
         // idempotent (one case per rename, the cursor moves in the same transaction), so even two workers
         // overlapping after an expired lease open nothing twice.
         let (wall, lease_until) = self.lease_from_now();
+        // This worker's mark of life is held before its claim names it, and claims of workers that are
+        // gone are freed.
+        self.take_over_dead_claims(false).await?;
         let claim = self.store.meta(INGEST_CLAIM).await?;
         let own = self.ingest_claim.lock().expect("not poisoned").clone();
-        let held = claim.is_some()
-            && claim != own
-            && claim
-                .as_deref()
-                .and_then(|c| c.split_once('|'))
-                .is_some_and(|(claimed_slot, expiry)| {
-                    claimed_slot == slot.to_rfc3339()
-                        && expiry.parse::<i64>().is_ok_and(|e| e > wall)
-                });
+        // `slot|expiry|worker`: held while it lasts and its worker is not known to be gone (a claim of an
+        // older version names no worker and lasts its lease).
+        let mut held = false;
+        if claim.is_some() && claim != own {
+            let mut parts = claim.as_deref().unwrap_or_default().split('|');
+            let (claimed_slot, expiry, worker) = (parts.next(), parts.next(), parts.next());
+            held = claimed_slot == Some(slot.to_rfc3339().as_str())
+                && expiry
+                    .and_then(|e| e.parse::<i64>().ok())
+                    .is_some_and(|e| e > wall);
+            if held && let Some(worker) = worker {
+                held = self.store.worker_alive(worker).await? != Some(false);
+            }
+        }
         if held {
             return Ok(None);
         }
-        let mine = format!("{}|{lease_until}", slot.to_rfc3339());
+        let mine = format!("{}|{lease_until}|{}", slot.to_rfc3339(), self.owner);
         // Noted before the write: a write that reached the database although it reported an error still
         // leaves a claim this worker recognises as its own.
         *self.ingest_claim.lock().expect("not poisoned") = Some(mine.clone());

@@ -25,11 +25,13 @@ use crate::store::{self, CaseStore, IngestReport, Store};
 
 mod drain;
 mod ingest;
+mod liveness;
 mod replies;
 mod retry;
 mod steps;
 mod systems;
 
+pub use liveness::LIVENESS_EVERY;
 use retry::retrying;
 pub use systems::{Finding, Systems, gather};
 
@@ -91,6 +93,10 @@ pub struct Engine<S: CaseStore = Store> {
     store_failed: AtomicBool,
     /// Called after every recorded step, for progress displays.
     pub on_step: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    /// This worker's mark of life, taken at its first drain ([`liveness`]).
+    worker_lock: tokio::sync::OnceCell<store::WorkerLock>,
+    /// When this worker last looked for the claims of workers that are gone.
+    liveness_checked: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl<S: CaseStore> Engine<S> {
@@ -132,6 +138,8 @@ impl<S: CaseStore> Engine<S> {
             ingest_claim: std::sync::Mutex::new(None),
             store_failed: AtomicBool::new(false),
             on_step: None,
+            worker_lock: tokio::sync::OnceCell::new(),
+            liveness_checked: std::sync::Mutex::new(None),
         })
     }
 

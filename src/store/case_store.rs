@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     CaseChange, CaseRow, EventRow, IngestReport, Lease, NewCase, NewReply, ReplyRow, ReplyStatus,
-    Store, SummaryRow, fault,
+    Store, SummaryRow, WorkerLock, fault,
 };
 
 /// A failure of the case store, by what the caller can do about it.
@@ -132,6 +132,12 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn cases_of(&self, bin: &str) -> StoreResult<Vec<CaseRow>>;
     /// A case's history.
     async fn events(&self, case_id: i64) -> StoreResult<Vec<EventRow>>;
+    /// Takes this worker's mark of life, held as long as the value lives.
+    async fn hold_worker_lock(&self, owner: &str) -> StoreResult<WorkerLock>;
+    /// Whether `owner` still holds its mark of life (`Some(false)`: certainly gone).
+    async fn worker_alive(&self, owner: &str) -> StoreResult<Option<bool>>;
+    /// The workers that hold claims not yet expired at `wall_now`.
+    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>>;
 }
 
 /// Each operation is the inherent method of [`Store`] of the same name, its error classified.
@@ -282,6 +288,24 @@ impl CaseStore for Store {
 
     async fn events(&self, case_id: i64) -> StoreResult<Vec<EventRow>> {
         Store::events(self, case_id)
+            .await
+            .map_err(StoreError::classify)
+    }
+
+    async fn hold_worker_lock(&self, owner: &str) -> StoreResult<WorkerLock> {
+        Store::hold_worker_lock(self, owner)
+            .await
+            .map_err(StoreError::classify)
+    }
+
+    async fn worker_alive(&self, owner: &str) -> StoreResult<Option<bool>> {
+        Store::worker_alive(self, owner)
+            .await
+            .map_err(StoreError::classify)
+    }
+
+    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>> {
+        Store::lease_owners(self, wall_now)
             .await
             .map_err(StoreError::classify)
     }
@@ -445,5 +469,17 @@ impl<S: CaseStore> CaseStore for Flaky<S> {
 
     async fn events(&self, case_id: i64) -> StoreResult<Vec<EventRow>> {
         self.inner.events(case_id).await
+    }
+
+    async fn hold_worker_lock(&self, owner: &str) -> StoreResult<WorkerLock> {
+        self.inner.hold_worker_lock(owner).await
+    }
+
+    async fn worker_alive(&self, owner: &str) -> StoreResult<Option<bool>> {
+        self.inner.worker_alive(owner).await
+    }
+
+    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>> {
+        self.inner.lease_owners(wall_now).await
     }
 }

@@ -11,6 +11,7 @@
 mod case_store;
 mod fault;
 mod imp;
+mod liveness;
 mod postgres;
 mod sqlite;
 
@@ -27,6 +28,7 @@ use crate::case::{Case, Ending, Outcome, Stage, Status};
 
 pub use case_store::{CaseStore, Flaky, StoreError, StoreResult};
 pub use fault::{NotAttempted, is_conflict, is_store_error, is_transient};
+pub use liveness::WorkerLock;
 
 /// Milliseconds since the Unix epoch: the storage form of every instant.
 pub fn ms(t: DateTime<Utc>) -> i64 {
@@ -652,6 +654,11 @@ impl Store {
     /// Lets go of a claim if `owner` still holds it (another worker's claim stays).
     pub async fn release_if_owner(&self, case_id: i64, owner: &str) -> Result<()> {
         dispatch!(self, release_if_owner(case_id, owner))
+    }
+
+    /// The workers that hold claims not yet expired at `wall_now` (wall-clock ms).
+    pub async fn lease_owners(&self, wall_now: i64) -> Result<Vec<String>> {
+        dispatch!(self, lease_owners(wall_now))
     }
 
     /// Lets go of every claim `owner` holds; returns how many. Only for a worker with no case in hand (after

@@ -910,3 +910,12 @@ pub async fn corrupt_stage(p: &Pool<Db>, bin: &str, stage: Option<&str>) -> Resu
     .await?;
     Ok(done.rows_affected())
 }
+
+pub async fn lease_owners(p: &Pool<Db>, wall_now: i64) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT lease_owner FROM cases WHERE lease_owner IS NOT NULL AND lease_until >= $1",
+    )
+    .bind(wall_now)
+    .fetch_all(p)
+    .await?)
+}

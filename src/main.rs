@@ -68,9 +68,6 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
-    /// Benchmark: the whole process for N synthetic organisations against `mock-registries` run as a
-    /// separate process, on a fresh database, in simulated time (docs/BENCHMARKS.md).
-    Bench(sdu::bench::BenchArgs),
     /// Integrity of the stored history.
     Audit {
         #[command(subcommand)]
@@ -112,7 +109,7 @@ fn main() -> ExitCode {
     };
     init_tracing();
     // One thread for the engine, the HTTP clients' connections and the API: each upstream call then stays
-    // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu bench`, see
+    // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu-bench`, see
     // docs/BENCHMARKS.md); SQLite runs on sqlx's own threads either way.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -340,15 +337,6 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
-        }
-        Command::Bench(args) => {
-            let report = sdu::bench::run(args, cli.database.as_deref(), config).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            Ok(ExitCode::SUCCESS)
         }
         Command::Audit {
             command: AuditCommand::Verify,

@@ -9,7 +9,7 @@
 //! latency: 97.4 % of the limit on SQLite, but 95.0 % on PostgreSQL, whose client work runs on the engine's
 //! thread and wakes the pacer later. The window is exact whatever the lateness, so the pacer can have a
 //! burst that catches up (a late request is sent late, not lost) and the cap clips any catch-up that would
-//! overfill a window. Measured so (`sdu bench --n 3000 --latency-ms 50 --rate-limit 200`): 97.5 % of the
+//! overfill a window. Measured so (`sdu-bench --n 3000 --latency-ms 50 --rate-limit 200`): 97.5 % of the
 //! limit and at most 199 within one second at the mock, on SQLite and on PostgreSQL alike.
 
 use std::collections::VecDeque;

@@ -13,6 +13,8 @@ pub mod daemon;
 pub mod dry_run;
 pub mod engine;
 pub mod privacy;
+/// The scenario runner needs the bundled mock registries (the `mock` feature, on by default).
+#[cfg(feature = "mock")]
 pub mod scenario;
 pub mod sms;
 pub mod store;

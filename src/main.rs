@@ -205,6 +205,7 @@ fn clock(cli: &Cli) -> Result<Arc<dyn Clock>> {
 }
 
 /// Starts the bundled mock registries in-process when asked, and points every system at it.
+#[cfg(feature = "mock")]
 async fn start_mock(
     spec: Option<&str>,
     config: &mut Config,
@@ -230,6 +231,24 @@ async fn start_mock(
     config.base_url = format!("http://{addr}");
     Ok(Some(mock))
 }
+
+/// A build without the `mock` feature has no bundled mock registries: `--mock` is refused.
+#[cfg(not(feature = "mock"))]
+async fn start_mock(
+    spec: Option<&str>,
+    _config: &mut Config,
+    _now: DateTime<Utc>,
+) -> Result<Option<()>> {
+    match spec {
+        None => Ok(None),
+        Some(_) => Err(BadInput(NO_MOCK.replace("{what}", "--mock")).into()),
+    }
+}
+
+/// The error of a build without the bundled mock registries.
+#[cfg(not(feature = "mock"))]
+const NO_MOCK: &str = "{what} needs the bundled mock registries, and this build of sdu has none (built \
+                       without the `mock` cargo feature; rebuild with default features)";
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mut config = load_config(&cli)?;
@@ -290,54 +309,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scenario {
             command: ScenarioCommand::Run { paths, json },
-        } => {
-            let files =
-                sdu::scenario::collect_files(paths).map_err(|e| BadInput(format!("{e:#}")))?;
-            let db = match sdu::store::Backend::of(&config.database_url)? {
-                sdu::store::Backend::Sqlite => sdu::scenario::FreshDatabase::SqliteMemory,
-                sdu::store::Backend::Postgres => {
-                    sdu::scenario::FreshDatabase::Postgres(config.database_url.clone())
-                }
-            };
-            let (mut passed, mut failed) = (0, 0);
-            for file in files {
-                let result = sdu::scenario::run_file(&file, &config, &db).await;
-                let result = match result {
-                    Ok(r) => r,
-                    Err(e) => sdu::scenario::ScenarioResult {
-                        file: file.display().to_string(),
-                        name: file.display().to_string(),
-                        passed: false,
-                        mismatches: vec![format!("error: {}", one_line(&e))],
-                        outcomes: Default::default(),
-                    },
-                };
-                if result.passed {
-                    passed += 1;
-                } else {
-                    failed += 1;
-                }
-                if *json {
-                    println!("{}", serde_json::to_string(&result)?);
-                } else if result.passed {
-                    println!("PASS {}", result.name);
-                } else {
-                    println!("FAIL {}: {}", result.name, result.mismatches.join("; "));
-                }
-            }
-            if *json {
-                println!(
-                    "{}",
-                    serde_json::json!({"passed": passed, "failed": failed})
-                );
-            }
-            println!("{passed} passed, {failed} failed");
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => run_scenarios(paths, *json, &config).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -357,6 +329,61 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `sdu scenario run`: the scenario runner needs the mock registries in-process.
+#[cfg(feature = "mock")]
+async fn run_scenarios(paths: &[PathBuf], json: bool, config: &Config) -> Result<ExitCode> {
+    let files = sdu::scenario::collect_files(paths).map_err(|e| BadInput(format!("{e:#}")))?;
+    let db = match sdu::store::Backend::of(&config.database_url)? {
+        sdu::store::Backend::Sqlite => sdu::scenario::FreshDatabase::SqliteMemory,
+        sdu::store::Backend::Postgres => {
+            sdu::scenario::FreshDatabase::Postgres(config.database_url.clone())
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for file in files {
+        let result = sdu::scenario::run_file(&file, config, &db).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => sdu::scenario::ScenarioResult {
+                file: file.display().to_string(),
+                name: file.display().to_string(),
+                passed: false,
+                mismatches: vec![format!("error: {}", one_line(&e))],
+                outcomes: Default::default(),
+            },
+        };
+        if result.passed {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        if json {
+            println!("{}", serde_json::to_string(&result)?);
+        } else if result.passed {
+            println!("PASS {}", result.name);
+        } else {
+            println!("FAIL {}: {}", result.name, result.mismatches.join("; "));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"passed": passed, "failed": failed})
+        );
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(not(feature = "mock"))]
+async fn run_scenarios(_paths: &[PathBuf], _json: bool, _config: &Config) -> Result<ExitCode> {
+    Err(BadInput(NO_MOCK.replace("{what}", "sdu scenario run")).into())
 }
 
 /// Opens the case store with the configured waits; an error names the store (password hidden).

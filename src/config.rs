@@ -50,8 +50,6 @@ pub struct Config {
     pub concurrency: usize,
     /// Listen address of the daemon's operator API.
     pub api_listen: String,
-    /// Key of the keyed hash that correlates identifiers in logs (set a secret one in production).
-    pub log_hash_key: String,
     /// How long a worker's claim on a case lasts before another worker may take it over.
     #[serde(with = "duration_text")]
     pub lease: Duration,
@@ -177,7 +175,6 @@ impl Default for Config {
             base_url: "http://127.0.0.1:8080".into(),
             concurrency: 256,
             api_listen: "127.0.0.1:8081".into(),
-            log_hash_key: "sdu-development-key".into(),
             lease: Duration::from_secs(300),
             sqlite_busy_timeout: Duration::from_secs(30),
             database_retry_for: Duration::from_secs(60),

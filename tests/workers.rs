@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use adapters::{
-    AdapterResult, Bin, ConsentReceipt, ConsentService, DeliveryStatus, ELicense, IdempotencyKey,
-    Iin, Msisdn, Permit, RepliesPage, Sdu, SduReceipt, SduRecord, SentSms, SmsGateway,
+    AdapterResult, Bin, ConsentReceipt, ConsentService, ELicense, IdempotencyKey, Iin, Msisdn,
+    Permit, RepliesPage, Sdu, SduReceipt, SduRecord, SentSms, SmsGateway,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -119,9 +119,6 @@ impl SmsGateway for Noted<dyn SmsGateway> {
     }
     async fn replies(&self, cursor: Option<&str>, limit: u32) -> AdapterResult<RepliesPage> {
         self.inner.replies(cursor, limit).await
-    }
-    async fn status(&self, message_id: &str) -> AdapterResult<DeliveryStatus> {
-        self.inner.status(message_id).await
     }
 }
 

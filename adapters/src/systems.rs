@@ -205,18 +205,6 @@ pub struct RepliesPage {
     pub next_cursor: String,
 }
 
-/// Delivery state of an SMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Accepted by the gateway, not yet confirmed.
-    Accepted,
-    /// Delivered to the handset.
-    Delivered,
-    /// Delivery failed.
-    Failed,
-}
-
 /// The SMS gateway of the e-gov portal.
 #[async_trait]
 pub trait SmsGateway: Send + Sync {
@@ -224,8 +212,6 @@ pub trait SmsGateway: Send + Sync {
     async fn send(&self, key: &IdempotencyKey, to: &Msisdn, text: &str) -> AdapterResult<SentSms>;
     /// Replies received after `cursor`, at most `limit`.
     async fn replies(&self, cursor: Option<&str>, limit: u32) -> AdapterResult<RepliesPage>;
-    /// Delivery status of a sent message.
-    async fn status(&self, message_id: &str) -> AdapterResult<DeliveryStatus>;
 }
 
 /// What the consent service returns once consent is recorded.

@@ -9,9 +9,9 @@ use adapters::http::{
     HttpLegalEntities, HttpMobileBase, HttpSdu, HttpSettings, HttpSmsGateway, RetryPolicy,
 };
 use adapters::{
-    AdapterError, Bin, CivilRecord, CivilRegistry, ConsentService, DeliveryStatus, ELicense,
-    IdempotencyKey, Iin, Individuals, LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus,
-    Sdu, SduRecord, SmsGateway, TRUSTED_SOFTWARE_SERVICE,
+    AdapterError, Bin, CivilRecord, CivilRegistry, ConsentService, ELicense, IdempotencyKey, Iin,
+    Individuals, LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus, Sdu, SduRecord,
+    SmsGateway, TRUSTED_SOFTWARE_SERVICE,
 };
 use serde_json::json;
 use wiremock::matchers::{
@@ -650,38 +650,6 @@ async fn replies_are_read_from_the_cursor() {
     assert_eq!(page.replies.len(), 1);
     assert_eq!(page.replies[0].from, "87011234567");
     assert_eq!(page.replies[0].text, " 1. ");
-}
-
-#[tokio::test]
-async fn a_delivery_status_is_read_by_message_id() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/sms/messages/m-1"))
-        .respond_with(ok(
-            json!({"message_id": "m-1", "to": PHONE, "status": "delivered",
-                                 "accepted_at": "2026-11-02T09:00:00+05:00"}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let client = HttpSmsGateway::new(settings(&server, "sms")).unwrap();
-
-    assert_eq!(
-        client.status("m-1").await.unwrap(),
-        DeliveryStatus::Delivered
-    );
-}
-
-#[tokio::test]
-async fn an_unknown_delivery_status_is_invalid_data() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok(json!({"message_id": "m-1", "status": "lost"})))
-        .mount(&server)
-        .await;
-    let client = HttpSmsGateway::new(settings(&server, "sms")).unwrap();
-
-    assert_invalid(client.status("m-1").await, "field `status` must be one of");
 }
 
 #[tokio::test]

@@ -163,9 +163,6 @@ macro_rules! system_client {
         }
 
         impl $ty {
-            /// The system's name, as in CONTRACT §4 and in error messages.
-            pub const SYSTEM: &'static str = $system;
-
             /// A client with these settings. Fails (as `Permanent`, status 0) only when the settings are
             /// unusable: a base URL that does not parse, a zero rate limit or concurrency.
             pub fn new(settings: $crate::http::HttpSettings) -> $crate::AdapterResult<Self> {

@@ -208,7 +208,7 @@ fn settings() -> Vec<(String, String)> {
 /// How long `sdu` takes here before it does any work: a read-only dry-run against the mock (start-up
 /// builds a client per system, which in a debug build on a busy machine takes a second).
 async fn startup(sdu: &Sdu) -> Duration {
-    let started = std::time::Instant::now();
+    let started = procs::now();
     let (status, _, stderr) = sdu
         .output(
             at("2026-11-02T01:30:00+05:00"),
@@ -261,7 +261,7 @@ async fn start_and_kill(
     match when {
         KillAt::AfterStart(delay) => tokio::time::sleep(delay).await,
         KillAt::AfterProgress(delay, cap) => {
-            let started = std::time::Instant::now();
+            let started = procs::now();
             while started.elapsed() < cap {
                 if child.try_wait().expect("child status").is_some() {
                     break;

@@ -5,6 +5,7 @@
 //! (timeouts, retries with backoff, rate limits, concurrency caps, size limits) written once. [`ids`] holds
 //! the identifiers every crate uses. This crate never depends on the orchestrator.
 
+mod clock;
 pub mod error;
 pub mod http;
 pub mod ids;

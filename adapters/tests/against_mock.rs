@@ -1,6 +1,8 @@
 //! Every HTTP client against the in-process `mock-registries` over real HTTP on 127.0.0.1: records found
 //! and absent, writes deduplicated by their idempotency key, every fault mode, and the rate limit.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -559,12 +561,12 @@ async fn a_configured_rate_limit_holds_within_ten_percent() {
         .unwrap(),
     );
 
-    let started = Instant::now();
+    let started = common::now();
     let calls = (0..100).map(|_| {
         let people = Arc::clone(&people);
         tokio::spawn(async move {
             people.person(&iin()).await.unwrap();
-            Instant::now()
+            common::now()
         })
     });
     let mut finished: Vec<Instant> = futures::future::join_all(calls)

@@ -1,6 +1,8 @@
 //! Every HTTP client against `wiremock`: the shape of each request (method, path, query, headers, body) and
 //! the mapping of each kind of answer to a result or an `AdapterError`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -894,7 +896,7 @@ async fn a_429_is_retried_no_sooner_than_retry_after_says() {
     )
     .await;
     let client = individuals(&server).await;
-    let started = Instant::now();
+    let started = common::now();
 
     assert!(client.person(&iin()).await.unwrap().is_some());
 
@@ -1052,7 +1054,7 @@ async fn the_concurrency_cap_holds() {
         })
         .unwrap(),
     );
-    let started = Instant::now();
+    let started = common::now();
 
     let calls = (0..6).map(|_| {
         let client = Arc::clone(&client);
@@ -1084,12 +1086,12 @@ async fn the_rate_limit_holds_in_the_steady_state() {
         .unwrap(),
     );
 
-    let started = Instant::now();
+    let started = common::now();
     let calls = (0..100).map(|_| {
         let client = Arc::clone(&client);
         tokio::spawn(async move {
             client.person(&iin()).await.unwrap();
-            Instant::now()
+            common::now()
         })
     });
     let mut finished: Vec<Instant> = futures::future::join_all(calls)

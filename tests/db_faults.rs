@@ -92,7 +92,9 @@ fn unavailable(why: &str) -> Option<Cluster> {
         !required,
         "SDU_TEST_POSTGRES is set but the PostgreSQL fault tests cannot run: {why}"
     );
-    println!("skipped: {why} (set SDU_TEST_POSTGRES to make this a failure)");
+    procs::skip_postgres(&format!(
+        "{why} (set SDU_TEST_POSTGRES to make this a failure)"
+    ));
     None
 }
 

@@ -2,6 +2,8 @@
 //! exists) run through the real orchestrator on SQLite and, when `SDU_TEST_POSTGRES` names a server, on
 //! PostgreSQL; and a check that a scenario's result does not change from one run to the next.
 
+mod procs;
+
 use std::path::{Path, PathBuf};
 
 use sdu::config::Config;
@@ -70,8 +72,7 @@ async fn every_scenario_passes_on_sqlite() {
 
 #[tokio::test]
 async fn every_scenario_passes_on_postgres() {
-    let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-        println!("skipped: SDU_TEST_POSTGRES not set");
+    let Some(server) = procs::postgres_server() else {
         return;
     };
     run_all(FreshDatabase::Postgres(server)).await;

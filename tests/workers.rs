@@ -4,6 +4,8 @@
 //! they end with a single worker. Run on an SQLite file and, when `SDU_TEST_POSTGRES` names a server, on a
 //! fresh PostgreSQL database.
 
+mod procs;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -47,10 +49,7 @@ impl FreshDb {
 
     /// `None` (after saying so) when `SDU_TEST_POSTGRES` is not set.
     async fn postgres() -> Option<Self> {
-        let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-            println!("skipped: SDU_TEST_POSTGRES not set");
-            return None;
-        };
+        let server = procs::postgres_server()?;
         use sqlx::Executor;
         let name = format!("sdu_workers_{}", uuid::Uuid::new_v4().simple());
         let admin = sqlx::PgPool::connect(&server)

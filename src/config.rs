@@ -1,5 +1,5 @@
 //! Settings: defaults, then a TOML file, then `SDU_*` environment variables, then command-line flags
-//! (CONTRACT §5). Scenario files override the same keys through [`Config::apply_overrides`].
+//! (docs/RULES.md §5). Scenario files override the same keys through [`Config::apply_overrides`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
-/// The systems that have a configuration section, in CONTRACT §4 order.
+/// The systems that have a configuration section, in docs/RULES.md §4 order.
 pub const SYSTEMS: [&str; 8] = [
     "legal_entities",
     "e_license",

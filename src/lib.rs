@@ -1,5 +1,5 @@
 //! sdu: the orchestrator of the proactive re-issue of trusted-software-register permits after an
-//! organisation renames itself (order No. 204/НҚ, see DOMAIN.md).
+//! organisation renames itself (order No. 204/НҚ, see docs/RULES.md §7).
 //!
 //! Layers, from pure to I/O: [`case`] decides (no I/O, no clock), [`store`] remembers, [`engine`] acts
 //! through the adapters, [`scenario`] and [`dry_run`] reuse the engine, and `main.rs` is the command line.

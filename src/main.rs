@@ -1,4 +1,4 @@
-//! The `sdu` command line (CONTRACT §3).
+//! The `sdu` command line (docs/RULES.md §3).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

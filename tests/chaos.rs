@@ -1,4 +1,4 @@
-//! Chaos soak: CONTRACT §2 "transient upstream errors never end a case" and "no outward write twice", at
+//! Chaos soak: a transient upstream failure never ends a case (docs/RULES.md §1) and no outward write is done twice (§2.11), at
 //! volume. The engine runs in-process against a synthetic mock world on 127.0.0.1, on a simulated clock
 //! that visits every instant at which the daemon would act (each nightly ingest, each tick at which a case
 //! is due or a failed ingest is retried, each reply), skipping idle time as the scenario runner does. Heads

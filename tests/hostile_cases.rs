@@ -1,6 +1,6 @@
 //! Hostile registry data at the level of a whole run: a bad record ends only its own case as
 //! `failed`/`invalid_data`, and the other cases of the same run carry on to their normal outcome
-//! (CONTRACT §2). `scenarios/27-invalid-data.yaml` shows it for a BIN and a first head with a wrong control
+//! (docs/RULES.md §2.12). `scenarios/27-invalid-data.yaml` shows it for a BIN and a first head with a wrong control
 //! digit; this file adds the payloads of `adapters/tests/hostile_payloads.rs` that a fixture can carry: a
 //! first head written in full-width digits, a head whose name holds a right-to-left override, and a permit
 //! whose holder name holds an escape sequence.

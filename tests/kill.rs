@@ -1,5 +1,5 @@
-//! The kill harness: CONTRACT §2 "no SMS, consent, re-issue or SDU write is ever done twice for the same case
-//! step, even if the process is killed at any instant and restarted", and nothing is lost.
+//! The kill harness: no SMS, consent, re-issue or SDU write is ever done twice for the same case step,
+//! even if the process is killed at any instant and restarted (docs/RULES.md §2.11), and nothing is lost.
 //!
 //! A `mock-registries` child serves `tests/fixtures/kill.yaml` (40 organisations: shared heads, ineligible
 //! heads, two-permit organisations, every early outcome). A [`PLAN`] moves the simulated clock through ten

@@ -1,4 +1,4 @@
-//! Shutdown (CONTRACT §3 `sdu daemon`: "clean shutdown on SIGINT/SIGTERM"): a daemon in the middle of a
+//! Shutdown (docs/RULES.md §3 `sdu daemon`: a clean exit on SIGINT/SIGTERM): a daemon in the middle of a
 //! large catch-up gets SIGTERM, finishes the steps in hand and exits 0 within 10 s; its history is intact;
 //! a following `sdu run` carries on where it stopped and writes nothing twice. Run on an SQLite file and,
 //! when `SDU_TEST_POSTGRES` names a server, on a fresh PostgreSQL database.

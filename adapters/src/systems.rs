@@ -1,4 +1,4 @@
-//! One trait per external system (DOMAIN.md), with the validated types they return.
+//! One trait per external system (docs/RULES.md §7), with the validated types they return.
 //!
 //! The orchestrator holds each as `Arc<dyn Trait>`; the HTTP clients live in [`crate::http`]. Lookups map a
 //! 404 to `Ok(None)`; every write takes an [`IdempotencyKey`] that the system uses to deduplicate.
@@ -32,7 +32,7 @@ impl std::fmt::Display for IdempotencyKey {
 }
 
 /// One rename from the legal-entity registry's feed. The BIN is kept raw: a bad one must fail only its own
-/// case (CONTRACT §2), so the orchestrator validates it when it opens the case.
+/// case (docs/RULES.md §2.12), so the orchestrator validates it when it opens the case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenameEvent {
     /// The organisation's BIN as the registry sent it.

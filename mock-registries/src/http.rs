@@ -1,5 +1,5 @@
 //! The HTTP face of the mock: one axum router per system (the wire API of `docs/API.md`), each behind the
-//! fault layer, the control endpoints of CONTRACT §4 (never faulted), and `/openapi.json`.
+//! fault layer, the control endpoints of docs/RULES.md §4 (never faulted), and `/openapi.json`.
 //!
 //! Every error is JSON `{"error": "..."}`: 400 for a bad request (missing `Idempotency-Key`, a body that is
 //! not the expected JSON, a bad cursor), 404 for an absent record, 422 for a rejected re-issue.

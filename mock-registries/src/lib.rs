@@ -1,6 +1,6 @@
-//! Mock registries: every external system of DOMAIN.md served over HTTP, on one port, each under its own
+//! Mock registries: every external system of docs/RULES.md §7 served over HTTP, on one port, each under its own
 //! path prefix (`/legal_entities`, `/e_license`, `/individuals`, `/civil_registry`, `/mobile_base`, `/sms`,
-//! `/consent`, `/sdu`), plus the control endpoints of CONTRACT §4 and an OpenAPI document at `/openapi.json`.
+//! `/consent`, `/sdu`), plus the control endpoints of docs/RULES.md §4 and an OpenAPI document at `/openapi.json`.
 //!
 //! The data comes either from a scenario file's `registries` section ([`Mock::from_registries`]) or from a
 //! lazily generated synthetic world ([`Mock::synthetic`], see [`synthetic`]). Writes (SMS, consent,

@@ -233,7 +233,7 @@ fn build() -> Value {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
         "RenameApplied": { "type": "object", "required": ["bin", "to", "at"], "properties": {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
-        "UpdateRequest": { "description": "A record in the fixture shape of its system (CONTRACT §6).", "oneOf": [
+        "UpdateRequest": { "description": "A record in the fixture shape of its system (docs/RULES.md §6).", "oneOf": [
             update_of("legal_entities", "LegalEntityRecord"), update_of("e_license", "PermitRecord"),
             update_of("individuals", "PersonRecord"), update_of("civil_registry", "CivilRecordRecord"),
             update_of("mobile_base", "MobileRecord") ] },

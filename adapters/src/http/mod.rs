@@ -103,7 +103,7 @@ impl RetryPolicy {
     }
 }
 
-/// Settings of one system's client (CONTRACT §5: one section per external system).
+/// Settings of one system's client (docs/RULES.md §5: one section per external system).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// The system's own base URL, its path prefix included, e.g. `http://127.0.0.1:8080/e_license`.

@@ -34,9 +34,20 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // As `sdu` does (src/main.rs): the HTTP stack stays at `warn` unless `SDU_LOG` names it, since its debug
+    // lines can carry request URLs and bodies, which hold IINs and phone numbers.
     let filter = std::env::var("SDU_LOG")
         .ok()
-        .and_then(|spec| tracing_subscriber::EnvFilter::try_new(spec).ok())
+        .filter(|spec| !spec.trim().is_empty())
+        .and_then(|spec| {
+            let mut directives = spec.trim().to_owned();
+            for krate in ["hyper", "hyper_util", "reqwest"] {
+                if !spec.contains(krate) {
+                    directives.push_str(&format!(",{krate}=warn"));
+                }
+            }
+            tracing_subscriber::EnvFilter::try_new(directives).ok()
+        })
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,5 +1,11 @@
 //! The only place that reads the wall clock. Everything else takes time from a [`Clock`], so scenarios and
 //! tests run on simulated time (`--now`, the scenario runner's manual clock).
+//!
+//! `clippy.toml` forbids `Utc::now`, `SystemTime::now`, `Instant::now` and the type [`SystemClock`]
+//! everywhere else: the real clock reaches the rest only as a `dyn Clock`, from [`wall`].
+
+// The real clock is defined here, derives included.
+#![allow(clippy::disallowed_types)]
 
 use std::sync::{Arc, Mutex};
 

@@ -1,5 +1,5 @@
 //! Settings: defaults, then a TOML file, then `SDU_*` environment variables, then command-line flags
-//! (CONTRACT §5). Scenario files override the same keys through [`Config::apply_overrides`].
+//! (docs/RULES.md §5). Scenario files override the same keys through [`Config::apply_overrides`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveTime;
 use serde::{Deserialize, Serialize};
 
-/// The systems that have a configuration section, in CONTRACT §4 order.
+/// The systems that have a configuration section, in docs/RULES.md §4 order.
 pub const SYSTEMS: [&str; 8] = [
     "legal_entities",
     "e_license",
@@ -50,8 +50,6 @@ pub struct Config {
     pub concurrency: usize,
     /// Listen address of the daemon's operator API.
     pub api_listen: String,
-    /// Key of the keyed hash that correlates identifiers in logs (set a secret one in production).
-    pub log_hash_key: String,
     /// How long a worker's claim on a case lasts before another worker may take it over.
     #[serde(with = "duration_text")]
     pub lease: Duration,
@@ -190,7 +188,6 @@ impl Default for Config {
             base_url: "http://127.0.0.1:8080".into(),
             concurrency: 256,
             api_listen: "127.0.0.1:8081".into(),
-            log_hash_key: "sdu-development-key".into(),
             lease: Duration::from_secs(300),
             sqlite_busy_timeout: Duration::from_secs(30),
             database_retry_for: Duration::from_secs(60),

@@ -1,4 +1,4 @@
-//! The `sdu` command line (CONTRACT §3).
+//! The `sdu` command line (docs/RULES.md §3).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use sdu::clock::{Clock, ManualClock, SystemClock};
+use sdu::clock::{Clock, ManualClock};
 use sdu::config::Config;
 use sdu::engine::{Engine, Systems};
 use sdu::store::Store;
@@ -68,9 +68,6 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
-    /// Benchmark: the whole process for N synthetic organisations against `mock-registries` run as a
-    /// separate process, on a fresh database, in simulated time (docs/BENCHMARKS.md).
-    Bench(sdu::bench::BenchArgs),
     /// Integrity of the stored history.
     Audit {
         #[command(subcommand)]
@@ -112,7 +109,7 @@ fn main() -> ExitCode {
     };
     init_tracing();
     // One thread for the engine, the HTTP clients' connections and the API: each upstream call then stays
-    // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu bench`, see
+    // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu-bench`, see
     // docs/BENCHMARKS.md); SQLite runs on sqlx's own threads either way.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -196,9 +193,10 @@ fn load_config(cli: &Cli) -> Result<Config> {
     Ok(config)
 }
 
+/// The clock every command runs on: the real one, or `--now`'s.
 fn clock(cli: &Cli) -> Result<Arc<dyn Clock>> {
     Ok(match &cli.now {
-        None => Arc::new(SystemClock),
+        None => sdu::clock::wall(),
         Some(text) => {
             let at = DateTime::parse_from_rfc3339(text)
                 .map_err(|e| BadInput(format!("--now `{text}` is not an RFC 3339 instant: {e}")))?;
@@ -208,6 +206,7 @@ fn clock(cli: &Cli) -> Result<Arc<dyn Clock>> {
 }
 
 /// Starts the bundled mock registries in-process when asked, and points every system at it.
+#[cfg(feature = "mock")]
 async fn start_mock(
     spec: Option<&str>,
     config: &mut Config,
@@ -233,6 +232,24 @@ async fn start_mock(
     config.base_url = format!("http://{addr}");
     Ok(Some(mock))
 }
+
+/// A build without the `mock` feature has no bundled mock registries: `--mock` is refused.
+#[cfg(not(feature = "mock"))]
+async fn start_mock(
+    spec: Option<&str>,
+    _config: &mut Config,
+    _now: DateTime<Utc>,
+) -> Result<Option<()>> {
+    match spec {
+        None => Ok(None),
+        Some(_) => Err(BadInput(NO_MOCK.replace("{what}", "--mock")).into()),
+    }
+}
+
+/// The error of a build without the bundled mock registries.
+#[cfg(not(feature = "mock"))]
+const NO_MOCK: &str = "{what} needs the bundled mock registries, and this build of sdu has none (built \
+                       without the `mock` cargo feature; rebuild with default features)";
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let mut config = load_config(&cli)?;
@@ -293,63 +310,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Scenario {
             command: ScenarioCommand::Run { paths, json },
-        } => {
-            let files =
-                sdu::scenario::collect_files(paths).map_err(|e| BadInput(format!("{e:#}")))?;
-            let db = match sdu::store::Backend::of(&config.database_url)? {
-                sdu::store::Backend::Sqlite => sdu::scenario::FreshDatabase::SqliteMemory,
-                sdu::store::Backend::Postgres => {
-                    sdu::scenario::FreshDatabase::Postgres(config.database_url.clone())
-                }
-            };
-            let (mut passed, mut failed) = (0, 0);
-            for file in files {
-                let result = sdu::scenario::run_file(&file, &config, &db).await;
-                let result = match result {
-                    Ok(r) => r,
-                    Err(e) => sdu::scenario::ScenarioResult {
-                        file: file.display().to_string(),
-                        name: file.display().to_string(),
-                        passed: false,
-                        mismatches: vec![format!("error: {}", one_line(&e))],
-                        outcomes: Default::default(),
-                    },
-                };
-                if result.passed {
-                    passed += 1;
-                } else {
-                    failed += 1;
-                }
-                if *json {
-                    println!("{}", serde_json::to_string(&result)?);
-                } else if result.passed {
-                    println!("PASS {}", result.name);
-                } else {
-                    println!("FAIL {}: {}", result.name, result.mismatches.join("; "));
-                }
-            }
-            if *json {
-                println!(
-                    "{}",
-                    serde_json::json!({"passed": passed, "failed": failed})
-                );
-            }
-            println!("{passed} passed, {failed} failed");
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Command::Bench(args) => {
-            let report = sdu::bench::run(args, cli.database.as_deref(), config).await?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run_scenarios(paths, *json, &config).await,
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -369,6 +330,61 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `sdu scenario run`: the scenario runner needs the mock registries in-process.
+#[cfg(feature = "mock")]
+async fn run_scenarios(paths: &[PathBuf], json: bool, config: &Config) -> Result<ExitCode> {
+    let files = sdu::scenario::collect_files(paths).map_err(|e| BadInput(format!("{e:#}")))?;
+    let db = match sdu::store::Backend::of(&config.database_url)? {
+        sdu::store::Backend::Sqlite => sdu::scenario::FreshDatabase::SqliteMemory,
+        sdu::store::Backend::Postgres => {
+            sdu::scenario::FreshDatabase::Postgres(config.database_url.clone())
+        }
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for file in files {
+        let result = sdu::scenario::run_file(&file, config, &db).await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => sdu::scenario::ScenarioResult {
+                file: file.display().to_string(),
+                name: file.display().to_string(),
+                passed: false,
+                mismatches: vec![format!("error: {}", one_line(&e))],
+                outcomes: Default::default(),
+            },
+        };
+        if result.passed {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        if json {
+            println!("{}", serde_json::to_string(&result)?);
+        } else if result.passed {
+            println!("PASS {}", result.name);
+        } else {
+            println!("FAIL {}: {}", result.name, result.mismatches.join("; "));
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"passed": passed, "failed": failed})
+        );
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(not(feature = "mock"))]
+async fn run_scenarios(_paths: &[PathBuf], _json: bool, _config: &Config) -> Result<ExitCode> {
+    Err(BadInput(NO_MOCK.replace("{what}", "sdu scenario run")).into())
 }
 
 /// Opens the case store with the configured waits; an error names the store (password hidden).

@@ -1,4 +1,4 @@
-//! Chaos soak: CONTRACT §2 "transient upstream errors never end a case" and "no outward write twice", at
+//! Chaos soak: a transient upstream failure never ends a case (docs/RULES.md §1) and no outward write is done twice (§2.11), at
 //! volume. The engine runs in-process against a synthetic mock world on 127.0.0.1, on a simulated clock
 //! that visits every instant at which the daemon would act (each nightly ingest, each tick at which a case
 //! is due or a failed ingest is retried, each reply), skipping idle time as the scenario runner does. Heads
@@ -16,7 +16,7 @@ mod procs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use adapters::http::RetryPolicy;
 use adapters::{AdapterResult, Bin, LegalEntities, Organization, RenamesPage};
@@ -330,10 +330,10 @@ async fn check(engine: &Engine, mock: &Mock) -> Ending {
 /// Plays `n` organisations without and with faults, each on a new database of `backend` (`label`), and
 /// compares the endings.
 async fn faults_change_no_outcome(n: u64, seed: u64, backend: &Backend, label: &str) {
-    let started = Instant::now();
+    let started = procs::now();
     let (calm, calm_figures) = play(n, seed, false, backend).await;
     let calm_wall = started.elapsed();
-    let started = Instant::now();
+    let started = procs::now();
     let (stormy, stormy_figures) = play(n, seed, true, backend).await;
     let stormy_wall = started.elapsed();
     println!(

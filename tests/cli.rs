@@ -1,4 +1,4 @@
-//! The `sdu` command line as operators and scripts use it (CONTRACT §3): the built binary runs as a child
+//! The `sdu` command line as operators and scripts use it (docs/RULES.md §3): the built binary runs as a child
 //! process in a private temporary folder, with a clean environment.
 
 use std::path::{Path, PathBuf};

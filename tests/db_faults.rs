@@ -31,7 +31,7 @@ mod procs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use procs::{Daemon, MockChild, Sdu, TestDb};
@@ -92,7 +92,9 @@ fn unavailable(why: &str) -> Option<Cluster> {
         !required,
         "SDU_TEST_POSTGRES is set but the PostgreSQL fault tests cannot run: {why}"
     );
-    println!("skipped: {why} (set SDU_TEST_POSTGRES to make this a failure)");
+    procs::skip_postgres(&format!(
+        "{why} (set SDU_TEST_POSTGRES to make this a failure)"
+    ));
     None
 }
 
@@ -275,7 +277,7 @@ impl Cluster {
     /// `pg_ctl restart -m MODE` (the server keeps the options it was started with); returns how long it
     /// took.
     async fn restart(&self, mode: &'static str) -> Duration {
-        let started = Instant::now();
+        let started = procs::now();
         let ok = self
             .tools
             .pg_ctl_async(&["restart", "-w", "-t", "60", "-m", mode])
@@ -534,7 +536,7 @@ async fn reference() -> &'static Played {
     static REFERENCE: OnceCell<Played> = OnceCell::const_new();
     REFERENCE
         .get_or_init(|| async {
-            let started = Instant::now();
+            let started = procs::now();
             let mock = start_mock(false).await;
             let db = TestDb::sqlite("dbfault-reference");
             let sdu = Sdu {
@@ -620,7 +622,7 @@ impl Fault<'_> {
                     .connect()
                     .await
                     .expect("a second connection to the SQLite file");
-                let waited = Instant::now();
+                let waited = procs::now();
                 locker
                     .execute("BEGIN EXCLUSIVE")
                     .await
@@ -668,7 +670,7 @@ async fn disturbed_stop(
     replies_posted: i64,
     fault: Fault<'_>,
 ) -> (Hit, String) {
-    let started = Instant::now();
+    let started = procs::now();
     let store = db.open().await;
     let base = procs::scalar(&store, STEPS).await;
     enum Child {
@@ -691,7 +693,7 @@ async fn disturbed_stop(
     };
 
     // Wait for the work to be under way.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = procs::now() + Duration::from_secs(60);
     loop {
         let steps = try_scalar(&store, STEPS).await.unwrap_or(base) - base;
         if steps >= STEPS_BEFORE_FAULT {
@@ -701,7 +703,7 @@ async fn disturbed_stop(
             running(&mut child),
             "sdu {mode:?} ended before {STEPS_BEFORE_FAULT} steps ({steps})"
         );
-        assert!(Instant::now() < deadline, "sdu {mode:?} does no work");
+        assert!(procs::now() < deadline, "sdu {mode:?} does no work");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let before = try_scalar(&store, STEPS).await.unwrap_or(base) - base;
@@ -844,7 +846,7 @@ async fn disturbed_play<'a>(
     fault_at: impl Fn(usize) -> Fault<'a>,
 ) {
     let reference = reference().await;
-    let started = Instant::now();
+    let started = procs::now();
     let mock = start_mock(true).await;
     let sdu = Sdu {
         database: db.url.clone(),
@@ -1046,13 +1048,13 @@ async fn sdu_run_gives_up_on_a_database_down_for_too_long_and_the_next_run_carri
         .stderr(Stdio::piped())
         .spawn()
         .expect("sdu run starts");
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = procs::now() + Duration::from_secs(60);
     while try_scalar(&store, STEPS).await.unwrap_or(0) < STEPS_BEFORE_FAULT {
-        assert!(Instant::now() < deadline, "sdu run does no work");
+        assert!(procs::now() < deadline, "sdu run does no work");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     close(store).await;
-    let stopped = Instant::now();
+    let stopped = procs::now();
     cluster.stop().await;
     let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await

@@ -1,9 +1,11 @@
 //! Hostile registry data at the level of a whole run: a bad record ends only its own case as
 //! `failed`/`invalid_data`, and the other cases of the same run carry on to their normal outcome
-//! (CONTRACT §2). `scenarios/27-invalid-data.yaml` shows it for a BIN and a first head with a wrong control
+//! (docs/RULES.md §2.12). `scenarios/27-invalid-data.yaml` shows it for a BIN and a first head with a wrong control
 //! digit; this file adds the payloads of `adapters/tests/hostile_payloads.rs` that a fixture can carry: a
 //! first head written in full-width digits, a head whose name holds a right-to-left override, and a permit
 //! whose holder name holds an escape sequence.
+
+mod procs;
 
 use std::path::PathBuf;
 
@@ -86,12 +88,8 @@ async fn hostile_records_fail_only_their_own_cases_and_the_rest_of_the_run_proce
 
 #[tokio::test]
 async fn on_postgres_hostile_records_fail_only_their_own_cases_and_the_rest_of_the_run_proceeds() {
-    let server = match std::env::var("SDU_TEST_POSTGRES") {
-        Ok(url) if !url.is_empty() => url,
-        _ => {
-            println!("skipped: SDU_TEST_POSTGRES not set");
-            return;
-        }
+    let Some(server) = procs::postgres_server() else {
+        return;
     };
     hostile_records_fail_only_their_own_cases(FreshDatabase::Postgres(server)).await;
 }

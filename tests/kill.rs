@@ -1,5 +1,5 @@
-//! The kill harness: CONTRACT §2 "no SMS, consent, re-issue or SDU write is ever done twice for the same case
-//! step, even if the process is killed at any instant and restarted", and nothing is lost.
+//! The kill harness: no SMS, consent, re-issue or SDU write is ever done twice for the same case step,
+//! even if the process is killed at any instant and restarted (docs/RULES.md §2.11), and nothing is lost.
 //!
 //! A `mock-registries` child serves `tests/fixtures/kill.yaml` (40 organisations: shared heads, ineligible
 //! heads, two-permit organisations, every early outcome). A [`PLAN`] moves the simulated clock through ten
@@ -209,7 +209,7 @@ fn settings() -> Vec<(String, String)> {
 /// How long `sdu` takes here before it does any work: a read-only dry-run against the mock (start-up
 /// builds a client per system, which in a debug build on a busy machine takes a second).
 async fn startup(sdu: &Sdu) -> Duration {
-    let started = std::time::Instant::now();
+    let started = procs::now();
     let (status, _, stderr) = sdu
         .output(
             at("2026-11-02T01:30:00+05:00"),
@@ -262,7 +262,7 @@ async fn start_and_kill(
     match when {
         KillAt::AfterStart(delay) => tokio::time::sleep(delay).await,
         KillAt::AfterProgress(delay, cap) => {
-            let started = std::time::Instant::now();
+            let started = procs::now();
             while started.elapsed() < cap {
                 if child.try_wait().expect("child status").is_some() {
                     break;

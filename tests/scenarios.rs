@@ -1,6 +1,9 @@
-//! Every scenario file (`scenarios/`, and the two examples in `../shared/scenario-examples` when that folder
-//! exists) run through the real orchestrator on SQLite and, when `SDU_TEST_POSTGRES` names a server, on
-//! PostgreSQL; and a check that a scenario's result does not change from one run to the next.
+//! Every scenario file of `scenarios/` run through the real orchestrator on SQLite and, when
+//! `SDU_TEST_POSTGRES` names a server, on PostgreSQL; and a check that a scenario's result does not change
+//! from one run to the next. The two example stories that came with the format (accept the first offer,
+//! silence until expiry) are `01-accept-first-offer.yaml` and `03-silence-expires.yaml`.
+
+mod procs;
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +11,6 @@ use sdu::config::Config;
 use sdu::scenario::{FreshDatabase, ScenarioResult, collect_files, run_file};
 
 const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/scenario-examples");
 /// The scenario whose faults fire at random (seeded): the one where an unseeded run would show.
 const RANDOM_FAULTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,13 +22,7 @@ fn config() -> Config {
 }
 
 fn scenario_files() -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from(SCENARIOS)];
-    if Path::new(EXAMPLES).is_dir() {
-        roots.push(PathBuf::from(EXAMPLES));
-    } else {
-        println!("note: {EXAMPLES} does not exist; running scenarios/ only");
-    }
-    let files = collect_files(&roots).expect("scenario files");
+    let files = collect_files(&[PathBuf::from(SCENARIOS)]).expect("scenario files");
     assert!(
         files.len() >= 30,
         "scenarios/ holds the fixture set: found only {}",
@@ -70,8 +66,7 @@ async fn every_scenario_passes_on_sqlite() {
 
 #[tokio::test]
 async fn every_scenario_passes_on_postgres() {
-    let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-        println!("skipped: SDU_TEST_POSTGRES not set");
+    let Some(server) = procs::postgres_server() else {
         return;
     };
     run_all(FreshDatabase::Postgres(server)).await;

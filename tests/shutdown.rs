@@ -1,4 +1,4 @@
-//! Shutdown (CONTRACT §3 `sdu daemon`: "clean shutdown on SIGINT/SIGTERM"): a daemon in the middle of a
+//! Shutdown (docs/RULES.md §3 `sdu daemon`: a clean exit on SIGINT/SIGTERM): a daemon in the middle of a
 //! large catch-up gets SIGTERM, finishes the steps in hand and exits 0 within 10 s; its history is intact;
 //! a following `sdu run` carries on where it stopped and writes nothing twice. Run on an SQLite file and,
 //! when `SDU_TEST_POSTGRES` names a server, on a fresh PostgreSQL database.
@@ -6,7 +6,7 @@
 mod procs;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use procs::{Daemon, MockChild, Sdu, TestDb};
@@ -118,7 +118,7 @@ async fn a_busy_daemon_stops_cleanly(db: TestDb, label: &str) {
         .is_some_and(|due| due <= ms(ten));
     assert!(busy, "work is left when SIGTERM arrives");
 
-    let asked = Instant::now();
+    let asked = procs::now();
     let (status, output) = daemon.terminate(Duration::from_secs(10)).await;
     let status = status.unwrap_or_else(|| panic!("no exit within 10 s of SIGTERM: {output}"));
     assert!(status.success(), "exit after SIGTERM: {status}: {output}");

@@ -4,6 +4,8 @@
 //! Each chapter is an `async fn(Db)` below; `on_both_backends!` turns it into `sqlite::<chapter>` and
 //! `postgres::<chapter>` tests.
 
+mod procs;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -63,10 +65,7 @@ impl Db {
     }
 
     async fn postgres() -> Option<Self> {
-        let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-            println!("skipped: SDU_TEST_POSTGRES not set");
-            return None;
-        };
+        let server = procs::postgres_server()?;
         let admin = sqlx::PgPool::connect(&server)
             .await
             .expect("SDU_TEST_POSTGRES names a reachable PostgreSQL server");

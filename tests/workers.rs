@@ -4,12 +4,14 @@
 //! they end with a single worker. Run on an SQLite file and, when `SDU_TEST_POSTGRES` names a server, on a
 //! fresh PostgreSQL database.
 
+mod procs;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use adapters::{
-    AdapterResult, Bin, ConsentReceipt, ConsentService, DeliveryStatus, ELicense, IdempotencyKey,
-    Iin, Msisdn, Permit, RepliesPage, Sdu, SduReceipt, SduRecord, SentSms, SmsGateway,
+    AdapterResult, Bin, ConsentReceipt, ConsentService, ELicense, IdempotencyKey, Iin, Msisdn,
+    Permit, RepliesPage, Sdu, SduReceipt, SduRecord, SentSms, SmsGateway,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -47,10 +49,7 @@ impl FreshDb {
 
     /// `None` (after saying so) when `SDU_TEST_POSTGRES` is not set.
     async fn postgres() -> Option<Self> {
-        let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-            println!("skipped: SDU_TEST_POSTGRES not set");
-            return None;
-        };
+        let server = procs::postgres_server()?;
         use sqlx::Executor;
         let name = format!("sdu_workers_{}", uuid::Uuid::new_v4().simple());
         let admin = sqlx::PgPool::connect(&server)
@@ -119,9 +118,6 @@ impl SmsGateway for Noted<dyn SmsGateway> {
     }
     async fn replies(&self, cursor: Option<&str>, limit: u32) -> AdapterResult<RepliesPage> {
         self.inner.replies(cursor, limit).await
-    }
-    async fn status(&self, message_id: &str) -> AdapterResult<DeliveryStatus> {
-        self.inner.status(message_id).await
     }
 }
 

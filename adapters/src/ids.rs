@@ -1,6 +1,6 @@
 //! Validated identifiers shared by every crate: BIN, IIN and mobile numbers.
 //!
-//! Registry data is untrusted (CONTRACT §2): every identifier is parsed into one of these newtypes at the
+//! Registry data is untrusted (docs/RULES.md §2.12, §9): every identifier is parsed into one of these newtypes at the
 //! boundary, so code past the adapters can never hold a malformed one. `Display` prints the full value
 //! because the case store needs it; logs must use [`Iin::masked`] / [`Msisdn::masked`] instead.
 

@@ -1,4 +1,4 @@
-//! One trait per external system (DOMAIN.md), with the validated types they return.
+//! One trait per external system (docs/RULES.md §7), with the validated types they return.
 //!
 //! The orchestrator holds each as `Arc<dyn Trait>`; the HTTP clients live in [`crate::http`]. Lookups map a
 //! 404 to `Ok(None)`; every write takes an [`IdempotencyKey`] that the system uses to deduplicate.
@@ -32,7 +32,7 @@ impl std::fmt::Display for IdempotencyKey {
 }
 
 /// One rename from the legal-entity registry's feed. The BIN is kept raw: a bad one must fail only its own
-/// case (CONTRACT §2), so the orchestrator validates it when it opens the case.
+/// case (docs/RULES.md §2.12), so the orchestrator validates it when it opens the case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenameEvent {
     /// The organisation's BIN as the registry sent it.
@@ -205,18 +205,6 @@ pub struct RepliesPage {
     pub next_cursor: String,
 }
 
-/// Delivery state of an SMS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Accepted by the gateway, not yet confirmed.
-    Accepted,
-    /// Delivered to the handset.
-    Delivered,
-    /// Delivery failed.
-    Failed,
-}
-
 /// The SMS gateway of the e-gov portal.
 #[async_trait]
 pub trait SmsGateway: Send + Sync {
@@ -224,8 +212,6 @@ pub trait SmsGateway: Send + Sync {
     async fn send(&self, key: &IdempotencyKey, to: &Msisdn, text: &str) -> AdapterResult<SentSms>;
     /// Replies received after `cursor`, at most `limit`.
     async fn replies(&self, cursor: Option<&str>, limit: u32) -> AdapterResult<RepliesPage>;
-    /// Delivery status of a sent message.
-    async fn status(&self, message_id: &str) -> AdapterResult<DeliveryStatus>;
 }
 
 /// What the consent service returns once consent is recorded.

@@ -1,6 +1,8 @@
 //! Every HTTP client against the in-process `mock-registries` over real HTTP on 127.0.0.1: records found
 //! and absent, writes deduplicated by their idempotency key, every fault mode, and the rate limit.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,9 @@ use adapters::http::{
     HttpMobileBase, HttpSdu, HttpSettings, HttpSmsGateway, RetryPolicy,
 };
 use adapters::{
-    AdapterError, Bin, CivilRegistry, ConsentService, DeliveryStatus, ELicense, IdempotencyKey,
-    Iin, Individuals, LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus, Sdu, SduRecord,
-    SmsGateway, TRUSTED_SOFTWARE_SERVICE,
+    AdapterError, Bin, CivilRegistry, ConsentService, ELicense, IdempotencyKey, Iin, Individuals,
+    LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus, Sdu, SduRecord, SmsGateway,
+    TRUSTED_SOFTWARE_SERVICE,
 };
 use chrono::{DateTime, Utc};
 use mock_registries::{Fault, FaultMode, Mock, Scenario, SystemName};
@@ -274,10 +276,6 @@ async fn a_repeated_sms_key_returns_the_first_acceptance_and_sends_once() {
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, PHONE);
     assert_eq!(sent[0].idempotency_key, "case-1:sms:1");
-    assert_eq!(
-        sms.status(&first.message_id).await.unwrap(),
-        DeliveryStatus::Delivered
-    );
 }
 
 #[tokio::test]
@@ -561,12 +559,12 @@ async fn a_configured_rate_limit_holds_within_ten_percent() {
         .unwrap(),
     );
 
-    let started = Instant::now();
+    let started = common::now();
     let calls = (0..100).map(|_| {
         let people = Arc::clone(&people);
         tokio::spawn(async move {
             people.person(&iin()).await.unwrap();
-            Instant::now()
+            common::now()
         })
     });
     let mut finished: Vec<Instant> = futures::future::join_all(calls)

@@ -1,6 +1,6 @@
 //! Hostile registry payloads against the real HTTP clients: every body of `tests/fixtures/hostile/` (and a
 //! few generated ones) is answered with `200 OK` by an in-process server, and the client must sort it the
-//! way CONTRACT §2 says: well-formed JSON whose data is wrong is `InvalidData`, a body that is not JSON is
+//! way docs/RULES.md §2.12 says: well-formed JSON whose data is wrong is `InvalidData`, a body that is not JSON is
 //! `Transient`, and an oversize body is cut off at the size limit (a `Transient` error) without the process
 //! ever holding it. Nothing panics or overflows its stack, and no error message repeats an identifier.
 

@@ -1,6 +1,8 @@
 //! Every HTTP client against `wiremock`: the shape of each request (method, path, query, headers, body) and
 //! the mapping of each kind of answer to a result or an `AdapterError`.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,9 +11,9 @@ use adapters::http::{
     HttpLegalEntities, HttpMobileBase, HttpSdu, HttpSettings, HttpSmsGateway, RetryPolicy,
 };
 use adapters::{
-    AdapterError, Bin, CivilRecord, CivilRegistry, ConsentService, DeliveryStatus, ELicense,
-    IdempotencyKey, Iin, Individuals, LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus,
-    Sdu, SduRecord, SmsGateway, TRUSTED_SOFTWARE_SERVICE,
+    AdapterError, Bin, CivilRecord, CivilRegistry, ConsentService, ELicense, IdempotencyKey, Iin,
+    Individuals, LegalEntities, MobileBase, Msisdn, OrgStatus, PermitStatus, Sdu, SduRecord,
+    SmsGateway, TRUSTED_SOFTWARE_SERVICE,
 };
 use serde_json::json;
 use wiremock::matchers::{
@@ -656,38 +658,6 @@ async fn replies_are_read_from_the_cursor() {
 }
 
 #[tokio::test]
-async fn a_delivery_status_is_read_by_message_id() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/sms/messages/m-1"))
-        .respond_with(ok(
-            json!({"message_id": "m-1", "to": PHONE, "status": "delivered",
-                                 "accepted_at": "2026-11-02T09:00:00+05:00"}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let client = HttpSmsGateway::new(settings(&server, "sms")).unwrap();
-
-    assert_eq!(
-        client.status("m-1").await.unwrap(),
-        DeliveryStatus::Delivered
-    );
-}
-
-#[tokio::test]
-async fn an_unknown_delivery_status_is_invalid_data() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok(json!({"message_id": "m-1", "status": "lost"})))
-        .mount(&server)
-        .await;
-    let client = HttpSmsGateway::new(settings(&server, "sms")).unwrap();
-
-    assert_invalid(client.status("m-1").await, "field `status` must be one of");
-}
-
-#[tokio::test]
 async fn consent_is_posted_with_iin_bin_and_purpose() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -929,7 +899,7 @@ async fn a_429_is_retried_no_sooner_than_retry_after_says() {
     )
     .await;
     let client = individuals(&server).await;
-    let started = Instant::now();
+    let started = common::now();
 
     assert!(client.person(&iin()).await.unwrap().is_some());
 
@@ -1087,7 +1057,7 @@ async fn the_concurrency_cap_holds() {
         })
         .unwrap(),
     );
-    let started = Instant::now();
+    let started = common::now();
 
     let calls = (0..6).map(|_| {
         let client = Arc::clone(&client);
@@ -1119,12 +1089,12 @@ async fn the_rate_limit_holds_in_the_steady_state() {
         .unwrap(),
     );
 
-    let started = Instant::now();
+    let started = common::now();
     let calls = (0..100).map(|_| {
         let client = Arc::clone(&client);
         tokio::spawn(async move {
             client.person(&iin()).await.unwrap();
-            Instant::now()
+            common::now()
         })
     });
     let mut finished: Vec<Instant> = futures::future::join_all(calls)

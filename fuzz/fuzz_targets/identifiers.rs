@@ -1,6 +1,6 @@
 //! `adapters::Iin::parse` and `adapters::Bin::parse` on any text, and on any eleven digits completed with
 //! their control digit. A parsed identifier is twelve ASCII digits whose last one is the two-pass mod-11
-//! control digit of DOMAIN.md (computed here independently of the crate), re-parses to itself, and is masked
+//! control digit of docs/RULES.md §9.1 (computed here independently of the crate), re-parses to itself, and is masked
 //! to its last four digits; an identifier built with a correct control digit is never refused for its
 //! control digit or its shape, and any other last digit is refused for its control digit.
 #![no_main]
@@ -9,7 +9,7 @@ use adapters::ids::with_control_digit;
 use adapters::{Bin, IdError, Iin};
 use libfuzzer_sys::fuzz_target;
 
-/// DOMAIN.md's rule, written out again: weights 1..11, then 3..11,1,2 if the first sum is 10 mod 11.
+/// docs/RULES.md §9.1's rule, written out again: weights 1..11, then 3..11,1,2 if the first sum is 10 mod 11.
 fn control_digit_holds(id: &str) -> bool {
     let d: Vec<u32> = id.bytes().map(|b| u32::from(b - b'0')).collect();
     let sum = |weights: [u32; 11]| (0..11).map(|i| d[i] * weights[i]).sum::<u32>() % 11;

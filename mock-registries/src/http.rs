@@ -1,5 +1,5 @@
 //! The HTTP face of the mock: one axum router per system (the wire API of `docs/API.md`), each behind the
-//! fault layer, the control endpoints of CONTRACT §4 (never faulted), and `/openapi.json`.
+//! fault layer, the control endpoints of docs/RULES.md §4 (never faulted), and `/openapi.json`.
 //!
 //! Every error is JSON `{"error": "..."}`: 400 for a bad request (missing `Idempotency-Key`, a body that is
 //! not the expected JSON, a bad cursor), 404 for an absent record, 422 for a rejected re-issue.
@@ -118,7 +118,6 @@ pub(crate) fn router(mock: Mock) -> Router {
     let mobile = Router::new().route("/numbers/{iin}", get(mobile_number));
     let sms = Router::new()
         .route("/messages", post(sms_send))
-        .route("/messages/{message_id}", get(sms_status))
         .route("/replies", get(sms_replies));
     let consent = Router::new().route("/consents", post(consent_record));
     let sdu = Router::new().route("/records", post(sdu_record));
@@ -307,33 +306,6 @@ async fn mobile_number(
         .mobile_number(&iin)
         .ok_or_else(|| ApiError::not_found("no number registered for this IIN"))?;
     ok(r)
-}
-
-async fn sms_status(
-    State(mock): State<Mock>,
-    id: Result<Path<String>, PathRejection>,
-) -> ApiResult {
-    let Path(id) = id?;
-    let now = mock.now();
-    let data = mock.read();
-    let sms = id
-        .strip_prefix("m-")
-        .and_then(|n| n.parse::<usize>().ok())
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| data.sent.get(i))
-        .filter(|s| s.message_id == id)
-        .ok_or_else(|| ApiError::not_found("no message with this id"))?;
-    let status = if now > sms.accepted_at {
-        "delivered"
-    } else {
-        "accepted"
-    };
-    ok(json!({
-        "message_id": sms.message_id,
-        "to": sms.to,
-        "status": status,
-        "accepted_at": sms.accepted_at,
-    }))
 }
 
 async fn sms_replies(

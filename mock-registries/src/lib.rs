@@ -1,6 +1,6 @@
-//! Mock registries: every external system of DOMAIN.md served over HTTP, on one port, each under its own
+//! Mock registries: every external system of docs/RULES.md §7 served over HTTP, on one port, each under its own
 //! path prefix (`/legal_entities`, `/e_license`, `/individuals`, `/civil_registry`, `/mobile_base`, `/sms`,
-//! `/consent`, `/sdu`), plus the control endpoints of CONTRACT §4 and an OpenAPI document at `/openapi.json`.
+//! `/consent`, `/sdu`), plus the control endpoints of docs/RULES.md §4 and an OpenAPI document at `/openapi.json`.
 //!
 //! The data comes either from a scenario file's `registries` section ([`Mock::from_registries`]) or from a
 //! lazily generated synthetic world ([`Mock::synthetic`], see [`synthetic`]). Writes (SMS, consent,
@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod synthetic;
 pub mod views;
 
+mod clock;
 mod http;
 mod world;
 
@@ -92,12 +93,6 @@ struct Faults {
 
 fn system_index(s: SystemName) -> usize {
     SystemName::ALL.iter().position(|x| *x == s).unwrap_or(0)
-}
-
-/// The mock's default clock: the wall clock, until a test or the scenario runner sets one.
-#[allow(clippy::disallowed_methods)]
-fn wall_clock() -> DateTime<Utc> {
-    Utc::now()
 }
 
 impl Mock {
@@ -179,7 +174,7 @@ impl Mock {
             .clock
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .unwrap_or_else(wall_clock)
+            .unwrap_or_else(clock::wall_clock)
     }
 
     // ---- scenario events -------------------------------------------------------------------------
@@ -311,7 +306,7 @@ impl Mock {
         self.inner.peaks[i]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .arrive(std::time::Instant::now());
+            .arrive(crate::clock::monotonic());
     }
 
     /// Per system, the most requests that arrived within any one second (a window `(t - 1 s, t]`) since the
@@ -415,13 +410,13 @@ pub(crate) fn parse_cursor(cursor: Option<&str>) -> Result<u64, String> {
 
 #[cfg(test)]
 mod peak_tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::Peak;
 
     #[test]
     fn the_peak_is_the_most_arrivals_within_any_one_second() {
-        let start = Instant::now();
+        let start = crate::clock::monotonic();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut peak = Peak::default();
         // Five in the first 400 ms, three more by 999 ms: eight within one second.

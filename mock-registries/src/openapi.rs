@@ -16,7 +16,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/civil_registry/records/{iin}"),
     ("get", "/mobile_base/numbers/{iin}"),
     ("post", "/sms/messages"),
-    ("get", "/sms/messages/{message_id}"),
     ("get", "/sms/replies"),
     ("post", "/consent/consents"),
     ("post", "/sdu/records"),
@@ -177,9 +176,6 @@ fn build() -> Value {
             "to": { "type": "string" }, "text": { "type": "string" } } },
         "SmsAccepted": { "type": "object", "required": ["message_id", "accepted_at"], "properties": {
             "message_id": { "type": "string" }, "accepted_at": date_time } },
-        "SmsStatus": { "type": "object", "required": ["message_id", "to", "status", "accepted_at"], "properties": {
-            "message_id": { "type": "string" }, "to": { "type": "string" },
-            "status": { "type": "string", "enum": ["accepted", "delivered"] }, "accepted_at": date_time } },
         "Reply": { "type": "object", "required": ["message_id", "from", "text", "received_at"], "properties": {
             "message_id": { "type": "string" }, "from": { "type": "string" }, "text": { "type": "string" },
             "received_at": date_time } },
@@ -237,7 +233,7 @@ fn build() -> Value {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
         "RenameApplied": { "type": "object", "required": ["bin", "to", "at"], "properties": {
             "bin": schema_ref("RawId"), "to": { "type": "string" }, "at": date_time } },
-        "UpdateRequest": { "description": "A record in the fixture shape of its system (CONTRACT §6).", "oneOf": [
+        "UpdateRequest": { "description": "A record in the fixture shape of its system (docs/RULES.md §6).", "oneOf": [
             update_of("legal_entities", "LegalEntityRecord"), update_of("e_license", "PermitRecord"),
             update_of("individuals", "PersonRecord"), update_of("civil_registry", "CivilRecordRecord"),
             update_of("mobile_base", "MobileRecord") ] },
@@ -371,18 +367,6 @@ fn build() -> Value {
             vec![idempotency_header()],
             schema_ref("SmsRequest"),
             json!({ "200": json_response("Accepted", schema_ref("SmsAccepted")), "400": bad() }),
-        ),
-    );
-    add(
-        "get",
-        "/sms/messages/{message_id}",
-        get_op(
-            "sms",
-            "Delivery status of a sent SMS",
-            vec![path_param("message_id", "Gateway message id (m-N)")],
-            json!({ "200": json_response("Status: delivered once the mock clock has passed its acceptance",
-                                     schema_ref("SmsStatus")),
-                "404": error("Unknown message id") }),
         ),
     );
     add(

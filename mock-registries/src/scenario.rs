@@ -1,4 +1,4 @@
-//! The scenario file model of CONTRACT §6, shared by the mock (its `registries` section) and by the
+//! The scenario file model of docs/RULES.md §6, shared by the mock (its `registries` section) and by the
 //! orchestrator's scenario runner (events and expectations).
 //!
 //! Loading rejects structural faults (unknown key, wrong type, bad timestamp) with the file, line and key,
@@ -265,7 +265,7 @@ pub struct SmsReply {
     pub text: String,
 }
 
-/// The external system names of CONTRACT §4.
+/// The external system names of docs/RULES.md §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemName {
@@ -288,7 +288,7 @@ pub enum SystemName {
 }
 
 impl SystemName {
-    /// Every system, in CONTRACT order.
+    /// Every system, in docs/RULES.md §4 order.
     pub const ALL: [SystemName; 8] = [
         Self::LegalEntities,
         Self::ELicense,
@@ -407,7 +407,7 @@ pub struct Expect {
 pub struct ExpectedCase {
     /// The organisation.
     pub bin: String,
-    /// An outcome of CONTRACT §1, or `open`.
+    /// An outcome of docs/RULES.md §1, or `open`.
     pub outcome: String,
     /// The outcome's reason, when one is expected.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -141,7 +141,7 @@ fn mod_inverse(a: u64, m: u64) -> u64 {
     old_s.rem_euclid(i128::from(m)) as u64
 }
 
-/// The IIN/BIN control digit of DOMAIN.md for the first 11 digits, or `None` if that prefix is unusable.
+/// The IIN/BIN control digit of docs/RULES.md §9.1 for the first 11 digits, or `None` if that prefix is unusable.
 pub fn control_digit(digits: &[u8; 11]) -> Option<u8> {
     let first: u32 = digits
         .iter()

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::scenario::{FaultMode, OrgStatus, PermitStatus, RawValue, SystemName};
 
-/// A fault switched on for one system (CONTRACT §4, `POST /_control/faults`).
+/// A fault switched on for one system (docs/RULES.md §4, `POST /_control/faults`).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{fixture_mock, get, post, serve};
 use mock_registries::{Fault, FaultMode, SystemName};
@@ -87,7 +87,7 @@ async fn a_slow_system_answers_normally_after_the_delay() {
     });
     let base = serve(&mock).await;
     let c = reqwest::Client::new();
-    let started = Instant::now();
+    let started = common::now();
     let (s, body) = get(&c, &format!("{base}/mobile_base/numbers/790415307770")).await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(s, 200);

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{get, post, serve};
 use mock_registries::synthetic::control_digit;
@@ -67,7 +67,7 @@ fn the_same_seed_gives_the_same_world_and_another_seed_another() {
 
 #[test]
 fn a_million_organisations_are_ready_at_once_and_the_last_page_is_at_hand() {
-    let started = Instant::now();
+    let started = common::now();
     let mock = Mock::synthetic(1_000_000, 1);
     mock.set_now(synthetic_epoch());
     let last = mock.renames(Some("999990"), 500).expect("page");

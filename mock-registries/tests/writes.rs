@@ -2,7 +2,6 @@
 
 mod common;
 
-use chrono::Duration;
 use common::{at, fixture_mock, get, post, serve};
 use serde_json::json;
 
@@ -262,32 +261,6 @@ async fn replies_arrive_through_the_control_endpoint_with_sequential_ids_and_the
     assert_eq!(page, json!({"replies": [], "next_cursor": "2"}));
     let (s, _) = get(&c, &format!("{base}/sms/replies?cursor=abc")).await;
     assert_eq!(s, 400);
-}
-
-#[tokio::test]
-async fn an_sms_is_accepted_then_delivered_once_the_clock_moves_on() {
-    let mock = fixture_mock();
-    let now = at("2026-11-02T09:00:00+05:00");
-    mock.set_now(now);
-    let base = serve(&mock).await;
-    let c = reqwest::Client::new();
-    post(
-        &c,
-        &format!("{base}/sms/messages"),
-        Some("k"),
-        &json!({"to": "+77011234567", "text": "t"}),
-    )
-    .await;
-    let (s, st) = get(&c, &format!("{base}/sms/messages/m-1")).await;
-    assert_eq!(s, 200);
-    assert_eq!(st["status"], "accepted");
-    assert_eq!(st["to"], "+77011234567");
-    mock.set_now(now + Duration::seconds(5));
-    assert_eq!(
-        get(&c, &format!("{base}/sms/messages/m-1")).await.1["status"],
-        "delivered"
-    );
-    assert_eq!(get(&c, &format!("{base}/sms/messages/m-9")).await.0, 404);
 }
 
 #[tokio::test]

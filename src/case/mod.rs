@@ -1,7 +1,7 @@
 //! The decision core: what happens next to a case, as pure functions of the case and what was observed.
 //!
 //! Nothing here performs I/O or reads a clock; `now` is always an argument. The runner, dry-run and the
-//! scenario runner all drive cases through these functions, so the rules of CONTRACT §1–§2 (and their
+//! scenario runner all drive cases through these functions, so the rules of docs/RULES.md §1–§2 (and their
 //! precise reading in docs/PROCESS.md) live in exactly one place.
 
 pub mod service;
@@ -42,7 +42,7 @@ pub enum Stage {
     WritingBack,
 }
 
-/// How a case ended (CONTRACT §1).
+/// How a case ended (docs/RULES.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -68,7 +68,7 @@ pub enum Outcome {
     ClosedByOperator,
 }
 
-/// Why a case ended with its outcome (CONTRACT §1).
+/// Why a case ended with its outcome (docs/RULES.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -491,7 +491,7 @@ pub enum OfferStep {
     Expire,
 }
 
-/// Seed items 13, 15, 16 with CONTRACT §2's timers and window.
+/// Seed items 13, 15, 16 with the timers and window of docs/RULES.md §2.1–§2.2.
 pub fn offer_step(state: &OfferState, now: DateTime<Utc>, timing: &Timing) -> OfferStep {
     let send_when_open = |attempt: u8| {
         if timing.window.contains(now) {

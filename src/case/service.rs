@@ -23,7 +23,7 @@ pub struct Service {
     /// The offer SMS per language code (`kk`, `ru`, …).
     pub texts: BTreeMap<String, String>,
     /// The eligibility criteria, in the order in which the first that applies excludes the head. Each is an
-    /// exclusion reason of CONTRACT §1 (`deceased`, `declared_dead`, `declared_missing`,
+    /// exclusion reason of docs/RULES.md §1 (`deceased`, `declared_dead`, `declared_missing`,
     /// `residence_abroad`, `incapacitated`, `imprisoned`); a service may leave some out.
     pub criteria: Vec<Reason>,
     /// Replies that agree (compared after trimming white space and one trailing `.`).

@@ -66,7 +66,7 @@ impl Status {
     }
 }
 
-/// One case: one organisation, one rename (CONTRACT §1).
+/// One case: one organisation, one rename (docs/RULES.md §1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
     /// Store id.

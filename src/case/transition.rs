@@ -278,7 +278,7 @@ pub fn on_slot_busy(case: &Case, now: DateTime<Utc>) -> Transition {
     Transition::new(next, vec![])
 }
 
-/// The eligibility re-check just before consent and re-issue (CONTRACT §2): a head who has become
+/// The eligibility re-check just before consent and re-issue (docs/RULES.md §2.6): a head who has become
 /// ineligible ends the case with the first criterion that now applies. `None`: still eligible.
 pub fn on_recheck(
     case: &Case,

@@ -1,4 +1,4 @@
-//! The daily SMS window in local time (CONTRACT §2: 09:00–21:00 Asia/Almaty by default).
+//! The daily SMS window in local time (docs/RULES.md §2.2: 09:00–21:00 Asia/Almaty by default).
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;

@@ -90,8 +90,9 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     Ok(())
 }
 
-/// SIGINT and SIGTERM, registered when created (not when first awaited).
-pub(crate) struct Signals {
+/// SIGINT and SIGTERM, registered when created (not when first awaited). Public for `sdu-bench`, which
+/// drops its database when stopped.
+pub struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -99,7 +100,8 @@ pub(crate) struct Signals {
 }
 
 impl Signals {
-    pub(crate) fn listen() -> Result<Self> {
+    /// Registers the handlers.
+    pub fn listen() -> Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -112,7 +114,8 @@ impl Signals {
         Ok(Self {})
     }
 
-    pub(crate) async fn recv(mut self) {
+    /// Waits for the first of the two signals.
+    pub async fn recv(mut self) {
         #[cfg(unix)]
         tokio::select! {
             _ = self.interrupt.recv() => {}

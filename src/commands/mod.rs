@@ -5,4 +5,6 @@ pub mod api;
 pub mod audit;
 pub mod daemon;
 pub mod dry_run;
+/// The scenario runner needs the bundled mock registries (the `mock` feature, on by default).
+#[cfg(feature = "mock")]
 pub mod scenario;

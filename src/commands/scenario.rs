@@ -1,4 +1,4 @@
-//! The scenario runner (CONTRACT §6): each file runs the real orchestrator, over real HTTP, against the mock
+//! The scenario runner (docs/RULES.md §6): each file runs the real orchestrator, over real HTTP, against the mock
 //! registries started in-process on 127.0.0.1, with a fresh database and a simulated clock.
 //!
 //! The clock passes through every instant at which the daemon would do something: each nightly ingest

@@ -223,5 +223,5 @@ impl<S: CaseStore> Engine<S> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "mock"))]
 mod tests;

@@ -40,7 +40,7 @@ pub fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-/// The current layout version of a stored case (CONTRACT §2 "Upgrades"): a newer product migrates rows of
+/// The current layout version of a stored case (docs/RULES.md §2.8): a newer product migrates rows of
 /// older versions instead of reinterpreting them.
 pub const STATE_VERSION: i64 = 1;
 

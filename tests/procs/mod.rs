@@ -495,15 +495,28 @@ impl SplitMix {
     }
 }
 
-/// `SDU_TEST_POSTGRES`, or `None` after printing the skip line.
+/// `SDU_TEST_POSTGRES`, or `None` after printing the skip line; with `CI` set, a panic instead of the skip
+/// (every PostgreSQL test goes through here or [`skip_postgres`]).
 pub fn postgres_server() -> Option<String> {
     match std::env::var("SDU_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            println!("skipped: SDU_TEST_POSTGRES not set");
+            skip_postgres("SDU_TEST_POSTGRES not set");
             None
         }
     }
+}
+
+/// Says why a PostgreSQL test is skipped, or, when the environment variable `CI` is set (to anything but
+/// empty, `0` or `false`), fails the test: CI never skips the PostgreSQL tests silently.
+pub fn skip_postgres(why: &str) {
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false"));
+    assert!(
+        !ci,
+        "CI is set but this PostgreSQL test cannot run: {why} (set SDU_TEST_POSTGRES to a server, e.g. \
+         postgres://postgres@127.0.0.1:5432/test)"
+    );
+    println!("skipped: {why}");
 }
 
 /// The keys of the consents, SDU records and re-issued permits (permit id, key, holder name) the mock holds.
@@ -590,4 +603,11 @@ pub fn assert_reissue_writes_once(
         sdu_records,
         permits,
     }
+}
+
+/// The monotonic clock, for the tests' own timing (deadlines, elapsed times): the test crate's one
+/// sanctioned reading of it.
+#[allow(clippy::disallowed_methods)] // tests time real processes and servers
+pub fn now() -> std::time::Instant {
+    std::time::Instant::now()
 }

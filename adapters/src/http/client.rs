@@ -4,7 +4,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -176,7 +176,7 @@ impl SystemClient {
     pub(crate) async fn execute(&self, call: Call<'_>) -> AdapterResult<Value> {
         let span = tracing::debug_span!("adapter", system = self.system);
         async {
-            let started = Instant::now();
+            let started = crate::clock::now();
             let (result, attempts) = self.with_retries(&call).await;
             self.stats
                 .record(started.elapsed(), attempts, result.as_ref().err());

@@ -214,15 +214,6 @@ impl<'a> Doc<'a> {
         }
         Ok(())
     }
-
-    /// A string field that must equal `asked`.
-    pub(crate) fn expect_str(&self, key: &str, asked: &str) -> AdapterResult<String> {
-        let got = self.str(key)?;
-        if got != asked {
-            return Err(self.invalid(format_args!("field `{key}` differs from the one asked for")));
-        }
-        Ok(got.to_owned())
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! latency: 97.4 % of the limit on SQLite, but 95.0 % on PostgreSQL, whose client work runs on the engine's
 //! thread and wakes the pacer later. The window is exact whatever the lateness, so the pacer can have a
 //! burst that catches up (a late request is sent late, not lost) and the cap clips any catch-up that would
-//! overfill a window. Measured so (`sdu bench --n 3000 --latency-ms 50 --rate-limit 200`): 97.5 % of the
+//! overfill a window. Measured so (`sdu-bench --n 3000 --latency-ms 50 --rate-limit 200`): 97.5 % of the
 //! limit and at most 199 within one second at the mock, on SQLite and on PostgreSQL alike.
 
 use std::collections::VecDeque;
@@ -52,7 +52,7 @@ impl RateLimit {
                 .window
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .try_send(Instant::now());
+                .try_send(crate::clock::now());
             match admitted {
                 Ok(()) => return,
                 Err(at) => tokio::time::sleep_until(at.into()).await,
@@ -156,7 +156,7 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let pacer = RateLimiter::direct_with_clock(pacing(rate), clock.clone());
         let mut window = SendWindow::new(window_cap(rate), WINDOW);
-        let base = Instant::now();
+        let base = crate::clock::now();
         let mut late = Lateness {
             state: 0x9e37_79b9_7f4a_7c15,
             max_us: max_late_us,
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn the_window_frees_a_place_when_the_oldest_request_is_a_span_old() {
-        let base = Instant::now();
+        let base = crate::clock::now();
         let span = Duration::from_millis(100);
         let mut window = SendWindow::new(2, span);
         assert_eq!(window.try_send(base), Ok(()));

@@ -103,7 +103,7 @@ impl RetryPolicy {
     }
 }
 
-/// Settings of one system's client (CONTRACT §5: one section per external system).
+/// Settings of one system's client (docs/RULES.md §5: one section per external system).
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// The system's own base URL, its path prefix included, e.g. `http://127.0.0.1:8080/e_license`.
@@ -163,9 +163,6 @@ macro_rules! system_client {
         }
 
         impl $ty {
-            /// The system's name, as in CONTRACT §4 and in error messages.
-            pub const SYSTEM: &'static str = $system;
-
             /// A client with these settings. Fails (as `Permanent`, status 0) only when the settings are
             /// unusable: a base URL that does not parse, a zero rate limit or concurrency.
             pub fn new(settings: $crate::http::HttpSettings) -> $crate::AdapterResult<Self> {

@@ -1,4 +1,4 @@
-//! The SMS gateway of the e-gov portal: sending, replies, delivery status.
+//! The SMS gateway of the e-gov portal: sending and replies.
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -7,9 +7,7 @@ use super::decode::Doc;
 use crate::error::AdapterResult;
 use crate::http::system_client;
 use crate::ids::Msisdn;
-use crate::systems::{
-    DeliveryStatus, IdempotencyKey, InboundSms, RepliesPage, SentSms, SmsGateway,
-};
+use crate::systems::{IdempotencyKey, InboundSms, RepliesPage, SentSms, SmsGateway};
 
 system_client!(
     /// HTTP client of the SMS gateway (`/sms`).
@@ -64,21 +62,5 @@ impl SmsGateway for HttpSmsGateway {
             replies,
             next_cursor: doc.string("next_cursor")?,
         })
-    }
-
-    async fn status(&self, message_id: &str) -> AdapterResult<DeliveryStatus> {
-        let body = self
-            .inner
-            .get("sms status", &["messages", message_id], Vec::new())
-            .await?;
-        let doc = Doc::new(self.inner.system(), "sms status", &body)?;
-        doc.expect_str("message_id", message_id)?;
-        Ok(
-            match doc.one_of("status", &["accepted", "delivered", "failed"])? {
-                0 => DeliveryStatus::Accepted,
-                1 => DeliveryStatus::Delivered,
-                _ => DeliveryStatus::Failed,
-            },
-        )
     }
 }

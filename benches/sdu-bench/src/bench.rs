@@ -1,4 +1,4 @@
-//! `sdu bench`: the whole process for N synthetic organisations, measured (docs/BENCHMARKS.md).
+//! `sdu-bench`: the whole process for N synthetic organisations, measured (docs/BENCHMARKS.md).
 //!
 //! The benchmark starts `mock-registries --synthetic N --seed S` as a separate process (the binary next to
 //! this one, or `--mock-bin`), opens a fresh database (a temporary SQLite file unless `--database` names
@@ -41,12 +41,13 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::clock::ManualClock;
-use crate::config::{Config, SYSTEMS};
-use crate::engine::{Engine, Systems};
-use crate::store::{Store, from_ms, ms};
+use crate::clock;
+use sdu::clock::ManualClock;
+use sdu::config::{Config, SYSTEMS};
+use sdu::engine::{Engine, Systems};
+use sdu::store::{Store, from_ms, ms};
 
-/// Options of `sdu bench` (the global `--database` and `--config` apply too).
+/// Options of `sdu-bench` (besides `--database` and `--config`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// Organisations in the synthetic world.
@@ -248,7 +249,7 @@ pub async fn run(
     }
     // Listening before the database exists: a run stopped by Ctrl-C or SIGTERM still drops it below
     // (a PostgreSQL database would otherwise stay on the server).
-    let stop = crate::daemon::Signals::listen()?;
+    let stop = sdu::daemon::Signals::listen()?;
     let db = FreshDb::create(database).await?;
     config.database_url = db.url.clone();
     let mock_cpu_before = cpu_seconds(&mock.pid());
@@ -301,7 +302,7 @@ async fn measure(
     };
     let mut sampler = Sampler::start(control.clone())?;
     let cpu_before = cpu_seconds("self");
-    let started = Instant::now();
+    let started = clock::now();
     let mut phases = Vec::new();
 
     let meter = Meter::start(&stats);
@@ -396,8 +397,8 @@ async fn measure(
         n: args.n,
         seed: args.seed,
         backend: match engine.store.backend() {
-            crate::store::Backend::Sqlite => "sqlite",
-            crate::store::Backend::Postgres => "postgres",
+            sdu::store::Backend::Sqlite => "sqlite",
+            sdu::store::Backend::Postgres => "postgres",
         },
         concurrency: config.concurrency,
         latency_ms: args.latency_ms,
@@ -489,7 +490,7 @@ impl Meter {
                 .iter()
                 .map(|(k, v)| (*k, (Arc::clone(v), v.calls())))
                 .collect(),
-            started: Instant::now(),
+            started: clock::now(),
             cpu: ThreadCpu::now(),
         }
     }
@@ -518,7 +519,7 @@ impl Meter {
             busiest_median_1s_rate: None,
             main_cpu_s: cpu.main - self.cpu.main,
             sqlite_cpu_s: cpu.sqlite - self.cpu.sqlite,
-            span: Some((self.started, Instant::now())),
+            span: Some((self.started, clock::now())),
         }
     }
 }
@@ -595,7 +596,7 @@ impl Driver<'_> {
                 .collect();
             posted += replies.len() as u64;
             let control = self.control;
-            let started = Instant::now();
+            let started = clock::now();
             let results: Vec<Result<()>> = futures::stream::iter(replies)
                 .map(|(from, text)| async move { control.reply(&from, text).await })
                 .buffer_unordered(16)
@@ -860,7 +861,7 @@ impl Sampler {
         );
         let stop = tokio_util::sync::CancellationToken::new();
         let token = stop.clone();
-        let origin = Instant::now();
+        let origin = clock::now();
         let task = tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_millis(100));
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -996,14 +997,14 @@ async fn measure_capacity(control: &Control, duration: Duration) -> Result<(f64,
         }
     }
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
+    let deadline = clock::now() + duration;
+    let started = clock::now();
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..64)
         .map(|_| {
             let (client, url, done) = (client.clone(), url.clone(), done.clone());
             tokio::spawn(async move {
-                while Instant::now() < deadline {
+                while clock::now() < deadline {
                     if let Ok(r) = client.get(&url).send().await
                         && r.bytes().await.is_ok()
                     {
@@ -1038,7 +1039,7 @@ enum Cleanup {
 impl FreshDb {
     async fn create(database: Option<&str>) -> Result<Self> {
         match database {
-            Some(url) if crate::store::Backend::of(url)? == crate::store::Backend::Postgres => {
+            Some(url) if sdu::store::Backend::of(url)? == sdu::store::Backend::Postgres => {
                 use sqlx::Executor;
                 let name = format!("sdu_bench_{}", uuid::Uuid::new_v4().simple());
                 let admin = sqlx::PgPool::connect(url)
@@ -1048,7 +1049,7 @@ impl FreshDb {
                     .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .await?;
                 Ok(Self {
-                    url: crate::scenario::replace_database(url, &name),
+                    url: sdu::scenario::replace_database(url, &name),
                     cleanup: Cleanup::Postgres { admin, name },
                 })
             }
@@ -1089,10 +1090,10 @@ impl FreshDb {
         if keep {
             match &self.cleanup {
                 Cleanup::SqliteFile(path) => {
-                    eprintln!("sdu bench: database kept at {}", path.display())
+                    eprintln!("sdu-bench: database kept at {}", path.display())
                 }
                 Cleanup::Postgres { name, .. } => {
-                    eprintln!("sdu bench: PostgreSQL database {name} kept")
+                    eprintln!("sdu-bench: PostgreSQL database {name} kept")
                 }
             }
             return Ok(());
@@ -1126,7 +1127,7 @@ impl BenchReport {
         let opt = |v: Option<String>| v.unwrap_or_else(|| "none".into());
         let _ = writeln!(
             s,
-            "sdu bench: N = {}, seed {}, {}, concurrency {}, injected latency {}, rate limit {}",
+            "sdu-bench: N = {}, seed {}, {}, concurrency {}, injected latency {}, rate limit {}",
             self.n,
             self.seed,
             self.backend,

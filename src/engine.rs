@@ -137,8 +137,10 @@ pub async fn gather(
                     system: "legal_entities",
                     finding: match &org {
                         None => json!({"found": false}),
+                        // DATA-PRODUCT: the record's region and activity, read back by `step_checking`.
                         Some(o) => json!({"found": true, "name": o.name, "status": o.status,
-                            "first_head": o.first_head.as_ref().map(Iin::masked)}),
+                            "first_head": o.first_head.as_ref().map(Iin::masked),
+                            "region": o.region, "activity": o.activity}),
                     },
                 });
                 facts.organization = Some(org);
@@ -1152,6 +1154,8 @@ impl Engine {
         let mut findings = Vec::new();
         let assessment = gather(&self.systems, &bin, &row.to_name, &mut findings).await?;
         let mut next = row.clone();
+        // DATA-PRODUCT: the organisation's region and activity go on the case.
+        (next.region, next.activity) = crate::publish::dimensions(&findings);
         let mut events = vec![NewEvent::new("checked", json!(findings))];
         match assessment {
             Assessment::End(ending) => {

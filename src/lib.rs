@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dry_run;
 pub mod engine;
 pub mod privacy;
+pub mod publish;
 pub mod scenario;
 pub mod sms;
 pub mod store;

@@ -71,6 +71,10 @@ enum Command {
     /// Benchmark: the whole process for N synthetic organisations against `mock-registries` run as a
     /// separate process, on a fresh database, in simulated time (docs/BENCHMARKS.md).
     Bench(sdu::bench::BenchArgs),
+    /// The month's outcome statistics as a published data product (docs/DATA-PRODUCT.md).
+    Publish(sdu::publish::PublishArgs),
+    /// A de-identified research extract (seed 000), or `list` of the grants.
+    Extract(sdu::publish::extract::ExtractCommand),
     /// Integrity of the stored history.
     Audit {
         #[command(subcommand)]
@@ -348,6 +352,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 print!("{}", report.render());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish(args) => {
+            let store = open_store(&config).await?;
+            println!("{}", sdu::publish::run(args, &store, &config).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract(cmd) => {
+            let store = open_store(&config).await?;
+            print!("{}", sdu::publish::extract::run(cmd, &store, clock.now()).await?.trim_end());
+            println!();
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit {

@@ -5,11 +5,13 @@
 //! (timeouts, retries with backoff, rate limits, concurrency caps, size limits) written once. [`ids`] holds
 //! the identifiers every crate uses. This crate never depends on the orchestrator.
 
+pub mod dims;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod systems;
 
+pub use dims::{DimError, Kato, Oked};
 pub use error::{AdapterError, AdapterResult};
 pub use ids::{Bin, IdError, Iin, Msisdn, PhoneError};
 pub use systems::*;

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::AdapterResult;
+use crate::dims::{Kato, Oked};
 use crate::ids::{Bin, Iin, Msisdn};
 
 /// The e-license service code of the "Register of trusted software" state service.
@@ -75,6 +76,10 @@ pub struct Organization {
     pub status: OrgStatus,
     /// The first head (director), if the registry names one.
     pub first_head: Option<Iin>,
+    /// The KATO code of its registered address, if the registry gives one.
+    pub region: Option<Kato>,
+    /// Its main activity (OKED), if the registry gives one.
+    pub activity: Option<Oked>,
 }
 
 /// The legal-entity registry (ЗТ МДҚ).

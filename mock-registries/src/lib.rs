@@ -18,6 +18,7 @@ pub mod scenario;
 pub mod synthetic;
 pub mod views;
 
+mod dims;
 mod http;
 mod world;
 

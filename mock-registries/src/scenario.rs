@@ -87,6 +87,12 @@ pub struct LegalEntity {
     /// The first head's IIN, as written; absent when the registry names none.
     #[serde(default)]
     pub first_head: Option<RawValue>,
+    /// The KATO code of the registered address, as written (optional: older files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RawValue>,
+    /// The OKED code of the main activity, as written (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<RawValue>,
     /// Past renames, any order.
     #[serde(default)]
     pub renames: Vec<PastRename>,

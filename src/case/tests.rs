@@ -31,6 +31,9 @@ fn organization() -> Organization {
         name: NEW_NAME.to_owned(),
         status: OrgStatus::Active,
         first_head: Some(iin(HEAD)),
+        // DATA-PRODUCT: the record's two optional statistical dimensions.
+        region: None,
+        activity: None,
     }
 }
 

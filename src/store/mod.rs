@@ -95,6 +95,11 @@ pub struct CaseRow {
     pub updated_at: i64,
     /// Ended at (ms).
     pub ended_at: Option<i64>,
+    // DATA-PRODUCT: the organisation record's KATO and OKED codes, set at the check (migration 0005).
+    /// KATO code of the registered address, once read.
+    pub region: Option<String>,
+    /// OKED code of the main activity, once read.
+    pub activity: Option<String>,
 }
 
 impl CaseRow {

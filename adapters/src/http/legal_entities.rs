@@ -44,6 +44,8 @@ impl LegalEntities for HttpLegalEntities {
             name: doc.name("name")?,
             status,
             first_head: doc.optional_iin("first_head")?,
+            region: doc.optional_dim("region", crate::dims::Kato::parse)?,
+            activity: doc.optional_dim("activity", crate::dims::Oked::parse)?,
         }))
     }
 }

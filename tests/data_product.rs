@@ -359,10 +359,16 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
     // Reproducible: byte-identical files, the data's instant stated.
     let (a, b) = (TempDir::new(), TempDir::new());
     publish::write(&release, a.path()).unwrap();
+    // SDU_DATA_PRODUCT_KEEP=DIR keeps a copy of the release for a reader (or `frictionless validate`).
+    if let Ok(keep) = std::env::var("SDU_DATA_PRODUCT_KEEP") {
+        publish::write(&release, Path::new(&keep)).unwrap();
+    }
+    let t0 = std::time::Instant::now();
     let again = publish::release(&store, november(), control, sdu::config::SmsLanguage::Kk)
         .await
         .unwrap();
     publish::write(&again, b.path()).unwrap();
+    println!("second release made in {:?}", t0.elapsed());
     let mut names: Vec<_> = std::fs::read_dir(a.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     names.sort();
     assert_eq!(names.len(), 9);
@@ -455,23 +461,26 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
 fn assert_no_identifier(text: &str, ids: &Identifiers) {
     let digits: String = text.chars().map(|c| if c.is_ascii_digit() { c } else { ' ' }).collect();
     let numbers: BTreeSet<&str> = digits.split_whitespace().collect();
+    // Every identifier is a run of digits: look for it in every run, at every offset.
     for n in &numbers {
-        assert!(!ids.bins.contains(*n) && !ids.iins.contains(*n), "an identifier is published: {n}");
-        if n.len() >= 10 {
-            assert!(!ids.phones.contains(&n[n.len() - 10..]), "a phone is published");
+        for w in 0..n.len().saturating_sub(9) {
+            let ten = &n[w..w + 10];
+            assert!(!ids.phones.contains(ten), "a phone is published");
+            if w + 12 <= n.len() {
+                let twelve = &n[w..w + 12];
+                assert!(!ids.bins.contains(twelve) && !ids.iins.contains(twelve), "an identifier is published: {twelve}");
+            }
         }
     }
-    for bin in &ids.bins {
-        assert!(!text.contains(bin.as_str()), "a BIN is published");
-    }
-    for iin in &ids.iins {
-        assert!(!text.contains(iin.as_str()), "an IIN is published");
-    }
-    for phone in &ids.phones {
-        assert!(!text.contains(phone.as_str()), "a phone is published");
-    }
+    // A name can appear only if each of its words does: look words up first, then search for the name.
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    };
+    let present: BTreeSet<String> = words(text).into_iter().collect();
     for name in &ids.names {
-        assert!(!text.contains(name.as_str()), "a name is published: {name}");
+        if words(name).iter().all(|w| present.contains(w)) {
+            assert!(!text.contains(name.as_str()), "a name is published: {name}");
+        }
     }
 }
 

@@ -361,7 +361,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Extract(cmd) => {
             let store = open_store(&config).await?;
-            print!("{}", sdu::publish::extract::run(cmd, &store, clock.now()).await?.trim_end());
+            print!(
+                "{}",
+                sdu::publish::extract::run(cmd, &store, clock.now())
+                    .await?
+                    .trim_end()
+            );
             println!();
             Ok(ExitCode::SUCCESS)
         }

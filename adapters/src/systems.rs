@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::AdapterResult;
 use crate::dims::{Kato, Oked};
+use crate::error::AdapterResult;
 use crate::ids::{Bin, Iin, Msisdn};
 
 /// The e-license service code of the "Register of trusted software" state service.

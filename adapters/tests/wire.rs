@@ -1223,11 +1223,27 @@ async fn region_and_activity_are_read_validated_and_optional() {
 #[tokio::test]
 async fn a_bad_region_or_activity_is_invalid_data() {
     for (field, value, expected) in [
-        ("region", json!("75111000"), "`region` must be exactly 9 digits"),
-        ("region", json!("511110000"), "`region` digits 1-2 name no region"),
+        (
+            "region",
+            json!("75111000"),
+            "`region` must be exactly 9 digits",
+        ),
+        (
+            "region",
+            json!("511110000"),
+            "`region` digits 1-2 name no region",
+        ),
         ("region", json!(751110000), "`region`"),
-        ("activity", json!("62.01.0"), "`activity` must be exactly 5 digits"),
-        ("activity", json!("40000"), "`activity` digits 1-2 are not an OKED division"),
+        (
+            "activity",
+            json!("62.01.0"),
+            "`activity` must be exactly 5 digits",
+        ),
+        (
+            "activity",
+            json!("40000"),
+            "`activity` digits 1-2 are not an OKED division",
+        ),
     ] {
         let server = MockServer::start().await;
         let mut body = json!({"bin": BIN, "name": "N", "status": "active"});

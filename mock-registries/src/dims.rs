@@ -90,10 +90,16 @@ mod tests {
             let u = (f64::from(k) + 0.5) / 20_000.0;
             let v = f64::from(k % 97) / 97.0;
             let kato = region(u, v);
-            assert!(kato.len() == 9 && kato.bytes().all(|b| b.is_ascii_digit()), "{kato}");
+            assert!(
+                kato.len() == 9 && kato.bytes().all(|b| b.is_ascii_digit()),
+                "{kato}"
+            );
             regions.insert(kato[..2].to_string());
             let oked = activity(u);
-            assert!(oked.len() == 5 && oked.bytes().all(|b| b.is_ascii_digit()), "{oked}");
+            assert!(
+                oked.len() == 5 && oked.bytes().all(|b| b.is_ascii_digit()),
+                "{oked}"
+            );
             sections.insert(oked[..2].to_string());
         }
         assert_eq!(regions.len(), 20);

@@ -619,7 +619,10 @@ registries:
         let orgs = &s.registries.legal_entities;
         assert_eq!(orgs[0].region, Some(RawValue::String("751110000".into())));
         assert_eq!(orgs[0].activity, Some(RawValue::String("62010".into())));
-        assert_eq!((orgs[1].region.clone(), orgs[1].activity.clone()), (None, None));
+        assert_eq!(
+            (orgs[1].region.clone(), orgs[1].activity.clone()),
+            (None, None)
+        );
         let mock = crate::Mock::from_registries(&s.registries, 1);
         let served = serde_json::to_value(mock.organization("201140000017").unwrap()).unwrap();
         assert_eq!(served["region"], "751110000");

@@ -488,7 +488,9 @@ impl Data {
                 field.as_str(),
                 "bin" | "iin" | "phone" | "first_head" | "region" | "activity"
             );
-            let allowed = v.is_string() || v.is_number() || (matches!(field.as_str(), "first_head" | "region" | "activity") && v.is_null());
+            let allowed = v.is_string()
+                || v.is_number()
+                || (matches!(field.as_str(), "first_head" | "region" | "activity") && v.is_null());
             if id_field && !allowed {
                 return Err(format!("`{field}` must be a string or a number"));
             }

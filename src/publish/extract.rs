@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use hmac::{KeyInit, Mac};
 use sha2::Digest;
 
-use super::sql::{self, CaseFact, Grant};
 use super::Period;
+use super::sql::{self, CaseFact, Grant};
 use crate::store::Store;
 
 /// `sdu extract`.
@@ -95,7 +95,11 @@ pub fn lines(cases: &[CaseFact], period: Period, key: &[u8], k: usize) -> Vec<Li
                 .map_or("unknown".into(), |s| s.to_string()),
             outcome: c.status.clone(),
             org: pseudonym(&c.bin),
-            reason: if c.status == "ineligible" { String::new() } else { c.reason.clone().unwrap_or_default() },
+            reason: if c.status == "ineligible" {
+                String::new()
+            } else {
+                c.reason.clone().unwrap_or_default()
+            },
             sms_sent: c.attempt,
         })
         .collect();
@@ -110,7 +114,12 @@ pub fn lines(cases: &[CaseFact], period: Period, key: &[u8], k: usize) -> Vec<Li
         let mut groups: BTreeMap<(String, String, String, String), Vec<Line>> = BTreeMap::new();
         for l in pending.drain(..) {
             groups
-                .entry((l.when.clone(), l.region.clone(), l.section.clone(), l.outcome.clone()))
+                .entry((
+                    l.when.clone(),
+                    l.region.clone(),
+                    l.section.clone(),
+                    l.outcome.clone(),
+                ))
                 .or_default()
                 .push(l);
         }
@@ -132,7 +141,8 @@ pub fn lines(cases: &[CaseFact], period: Period, key: &[u8], k: usize) -> Vec<Li
 
 /// The extract as CSV.
 pub fn csv(lines: &[Line]) -> String {
-    let mut out = String::from("org_pseudonym,period,region_oblast,oked_section,outcome,reason,sms_sent\n");
+    let mut out =
+        String::from("org_pseudonym,period,region_oblast,oked_section,outcome,reason,sms_sent\n");
     for l in lines {
         out.push_str(&format!(
             "{},{},{},{},{},{},{}\n",
@@ -150,9 +160,14 @@ fn fresh_key() -> Vec<u8> {
 }
 
 /// `sdu extract …` and `sdu extract list`: the text to print.
-pub async fn run(cmd: &ExtractCommand, store: &Store, now: chrono::DateTime<chrono::Utc>) -> Result<String> {
+pub async fn run(
+    cmd: &ExtractCommand,
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String> {
     if let Some(ExtractSub::List) = cmd.command {
-        let mut out = String::from("id\tperiod\tresearcher\tapproved_by\tdelete_by\trecords\tk\tsha256\n");
+        let mut out =
+            String::from("id\tperiod\tresearcher\tapproved_by\tdelete_by\trecords\tk\tsha256\n");
         for g in sql::grants(store).await? {
             out.push_str(&format!(
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
@@ -161,10 +176,16 @@ pub async fn run(cmd: &ExtractCommand, store: &Store, now: chrono::DateTime<chro
         }
         return Ok(out);
     }
-    let (Some(period), Some(researcher), Some(approved_by), Some(delete_by), Some(out)) =
-        (cmd.period, &cmd.researcher, &cmd.approved_by, cmd.delete_by, &cmd.out)
-    else {
-        bail!("sdu extract needs --period, --researcher, --approved-by, --delete-by and --out (or `list`)");
+    let (Some(period), Some(researcher), Some(approved_by), Some(delete_by), Some(out)) = (
+        cmd.period,
+        &cmd.researcher,
+        &cmd.approved_by,
+        cmd.delete_by,
+        &cmd.out,
+    ) else {
+        bail!(
+            "sdu extract needs --period, --researcher, --approved-by, --delete-by and --out (or `list`)"
+        );
     };
     if researcher.trim().is_empty() || approved_by.trim().is_empty() {
         bail!("--researcher and --approved-by must name someone");
@@ -175,7 +196,12 @@ pub async fn run(cmd: &ExtractCommand, store: &Store, now: chrono::DateTime<chro
     if cmd.k < 2 {
         bail!("--k must be at least 2");
     }
-    let cases = sql::ended_cases(store, period.start().timestamp_millis(), period.end().timestamp_millis()).await?;
+    let cases = sql::ended_cases(
+        store,
+        period.start().timestamp_millis(),
+        period.end().timestamp_millis(),
+    )
+    .await?;
     let lines = lines(&cases, period, &fresh_key(), cmd.k);
     let text = csv(&lines);
     std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;

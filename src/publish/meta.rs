@@ -4,16 +4,17 @@
 //! Every date in them comes from the data (the release's instant), never from the clock.
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::tables::{Level, Table};
 use super::Release;
+use super::tables::{Level, Table};
 
 const NAME: &str = "Итоги проактивного переоформления разрешений реестра доверенного ПО";
 const SHORT: &str = "sdu-proactive-reissue-outcomes";
 const PROVIDER: &str = "Министерство цифрового развития, инноваций и аэрокосмической промышленности Республики Казахстан (пилот Smart Data Ukimet)";
 const TERMS: &str = "Открытые данные: свободно и безвозмездно, с указанием источника (CC BY 4.0). Ячейки «X» не раскрываются по правилам конфиденциальности (методика 002).";
-const SOURCES: &str = "Хранилище кейсов оркестратора sdu: реестр юридических лиц (КАТО, ОКЭД), e-license, SMS-шлюз";
+const SOURCES: &str =
+    "Хранилище кейсов оркестратора sdu: реестр юридических лиц (КАТО, ОКЭД), e-license, SMS-шлюз";
 const PERIODICITY: &str = "ежемесячно";
 
 /// Describes one value column or key column of a table.
@@ -21,10 +22,26 @@ fn attributes(t: &Table) -> Vec<Value> {
     let mut out = Vec::new();
     for key in &t.keys {
         let (name, requirement, example) = match *key {
-            "outcome" => ("Исход кейса", "Одно из: not_applicable, no_head, ineligible, no_phone, declined, expired, reissued, superseded, failed; «total» в строке итогов", "reissued"),
-            "reason" => ("Причина исхода", "Причина исхода в snake_case или пусто, если у исхода нет причины", "no_permit"),
-            "delay" => ("Интервал от первого SMS до ответа", "Номер и интервал: 1_under_1h … 6_6d_plus; «total» в строке итогов", "2_1h_6h"),
-            "message" => ("Вид SMS", "1_offer (предложение) или 2_reminder (напоминание); «total» в строке итогов", "1_offer"),
+            "outcome" => (
+                "Исход кейса",
+                "Одно из: not_applicable, no_head, ineligible, no_phone, declined, expired, reissued, superseded, failed; «total» в строке итогов",
+                "reissued",
+            ),
+            "reason" => (
+                "Причина исхода",
+                "Причина исхода в snake_case или пусто, если у исхода нет причины",
+                "no_permit",
+            ),
+            "delay" => (
+                "Интервал от первого SMS до ответа",
+                "Номер и интервал: 1_under_1h … 6_6d_plus; «total» в строке итогов",
+                "2_1h_6h",
+            ),
+            "message" => (
+                "Вид SMS",
+                "1_offer (предложение) или 2_reminder (напоминание); «total» в строке итогов",
+                "1_offer",
+            ),
             _ => ("Ключ", "", ""),
         };
         out.push(json!({
@@ -35,11 +52,16 @@ fn attributes(t: &Table) -> Vec<Value> {
     }
     let group = match (t.name, t.level) {
         (_, Level::Republic) => "Республика Казахстан",
-        ("outcomes_by_region", _) => "регион (КАТО, уровень области / города республиканского значения)",
+        ("outcomes_by_region", _) => {
+            "регион (КАТО, уровень области / города республиканского значения)"
+        }
         ("outcomes_by_activity", _) => "секция ОКЭД",
         _ => "показатель",
     };
-    let count = format!("Целое число ≥ 0 ({}) или «X»: значение не публикуется по правилам конфиденциальности", t.unit);
+    let count = format!(
+        "Целое число ≥ 0 ({}) или «X»: значение не публикуется по правилам конфиденциальности",
+        t.unit
+    );
     for (c, title) in t.cols.iter().zip(&t.col_titles) {
         out.push(json!({
             "technical_name": c, "name": title, "group_attribute": group, "type": "integer",
@@ -56,17 +78,25 @@ fn attributes(t: &Table) -> Vec<Value> {
 
 fn level_note(t: &Table) -> &'static str {
     match t.level {
-        Level::Republic => "Опубликовано на уровне республики: в разрезе классификации большинство ячеек было бы «X» (методика 002, публикация на более высоком уровне классификации).",
+        Level::Republic => {
+            "Опубликовано на уровне республики: в разрезе классификации большинство ячеек было бы «X» (методика 002, публикация на более высоком уровне классификации)."
+        }
         Level::Detailed => "",
     }
 }
 
 fn date(release: &Release) -> String {
-    release.data_as_of.with_timezone(&chrono_tz::Asia::Almaty).date_naive().to_string()
+    release
+        .data_as_of
+        .with_timezone(&chrono_tz::Asia::Almaty)
+        .date_naive()
+        .to_string()
 }
 
 fn instant(release: &Release) -> String {
-    release.data_as_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    release
+        .data_as_of
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The product's description (seed 001: composition, structure, purpose, terms of use; sources, updates).
@@ -206,7 +236,10 @@ pub fn files(release: &Release) -> Result<Vec<(String, String)>> {
     let pretty = |v: Value| -> Result<String> { Ok(serde_json::to_string_pretty(&v)? + "\n") };
     Ok(vec![
         ("metadata.json".into(), pretty(metadata(release))?),
-        ("register_entry.json".into(), pretty(register_entry(release))?),
+        (
+            "register_entry.json".into(),
+            pretty(register_entry(release))?,
+        ),
         ("passport.json".into(), pretty(passport(release))?),
         ("datapackage.json".into(), pretty(datapackage(release))?),
     ])

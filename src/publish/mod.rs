@@ -14,7 +14,7 @@ pub mod tables;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 
 use crate::store::Store;
@@ -26,7 +26,12 @@ pub fn dimensions(findings: &[crate::engine::Finding]) -> (Option<String>, Optio
     let Some(f) = findings.iter().find(|f| f.system == "legal_entities") else {
         return (None, None);
     };
-    let text = |key: &str| f.finding.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let text = |key: &str| {
+        f.finding
+            .get(key)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     (text("region"), text("activity"))
 }
 
@@ -75,7 +80,11 @@ impl Period {
 
     /// First instant of the next month.
     pub fn end(&self) -> DateTime<Utc> {
-        let (y, m) = if self.month == 12 { (self.year + 1, 1) } else { (self.year, self.month + 1) };
+        let (y, m) = if self.month == 12 {
+            (self.year + 1, 1)
+        } else {
+            (self.year, self.month + 1)
+        };
         Self::local_start(y, m)
     }
 
@@ -99,7 +108,10 @@ pub struct Control {
 
 impl Default for Control {
     fn default() -> Self {
-        Self { min_respondents: 2, republic_above: 0.5 }
+        Self {
+            min_respondents: 2,
+            republic_above: 0.5,
+        }
     }
 }
 
@@ -128,7 +140,10 @@ pub async fn release(
     control: Control,
     language: crate::config::SmsLanguage,
 ) -> Result<Release> {
-    let (from, to) = (period.start().timestamp_millis(), period.end().timestamp_millis());
+    let (from, to) = (
+        period.start().timestamp_millis(),
+        period.end().timestamp_millis(),
+    );
     let cases = sql::ended_cases(store, from, to).await?;
     let replies = sql::replies(store, from, to).await?;
     let parts_per_sms = crate::sms::encoding(crate::sms::offer_text(language)).segments as i64;
@@ -200,7 +215,11 @@ pub fn csv(t: &Table) -> String {
             keys
         };
         for j in 0..t.width() {
-            line.push(if t.x[i][j] { "X".into() } else { t.values[i][j].to_string() });
+            line.push(if t.x[i][j] {
+                "X".into()
+            } else {
+                t.values[i][j].to_string()
+            });
         }
         out.push_str(&line.join(","));
         out.push('\n');
@@ -249,11 +268,18 @@ pub struct PublishArgs {
 }
 
 /// `sdu publish`: makes and writes the release; the line to print.
-pub async fn run(args: &PublishArgs, store: &Store, config: &crate::config::Config) -> Result<String> {
+pub async fn run(
+    args: &PublishArgs,
+    store: &Store,
+    config: &crate::config::Config,
+) -> Result<String> {
     if args.min_respondents == 0 {
         bail!("--min-respondents must be at least 1");
     }
-    let control = Control { min_respondents: args.min_respondents, ..Control::default() };
+    let control = Control {
+        min_respondents: args.min_respondents,
+        ..Control::default()
+    };
     let release = release(store, args.period, control, config.sms_language).await?;
     let files = write(&release, &args.out)?;
     let suppressed: usize = release
@@ -261,8 +287,12 @@ pub async fn run(args: &PublishArgs, store: &Store, config: &crate::config::Conf
         .iter()
         .map(|t| t.x.iter().flatten().filter(|x| **x).count())
         .sum();
-    let republic: Vec<&str> =
-        release.tables.iter().filter(|t| t.level == Level::Republic).map(|t| t.name).collect();
+    let republic: Vec<&str> = release
+        .tables
+        .iter()
+        .filter(|t| t.level == Level::Republic)
+        .map(|t| t.name)
+        .collect();
     Ok(format!(
         "published {} for {}: {} cases, {} files, {} cells X{}; data as of {}",
         args.out.display(),
@@ -270,8 +300,14 @@ pub async fn run(args: &PublishArgs, store: &Store, config: &crate::config::Conf
         release.cases,
         files.len(),
         suppressed,
-        if republic.is_empty() { String::new() } else { format!(", at republic level: {}", republic.join(", ")) },
-        release.data_as_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        if republic.is_empty() {
+            String::new()
+        } else {
+            format!(", at republic level: {}", republic.join(", "))
+        },
+        release
+            .data_as_of
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     ))
 }
 

@@ -55,16 +55,40 @@ const REPLIES: &str = "SELECT r.case_id AS case_id, c.bin AS bin, r.text AS text
 /// The cases that ended in `[from, to)` (ms), by id.
 pub async fn ended_cases(store: &Store, from: i64, to: i64) -> Result<Vec<CaseFact>> {
     Ok(match store {
-        Store::Sqlite(p) => sqlx::query_as(CASES).bind(from).bind(to).fetch_all(p).await?,
-        Store::Postgres(p) => sqlx::query_as(CASES).bind(from).bind(to).fetch_all(p).await?,
+        Store::Sqlite(p) => {
+            sqlx::query_as(CASES)
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?
+        }
+        Store::Postgres(p) => {
+            sqlx::query_as(CASES)
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?
+        }
     })
 }
 
 /// The matched replies of those cases, in arrival order.
 pub async fn replies(store: &Store, from: i64, to: i64) -> Result<Vec<ReplyFact>> {
     Ok(match store {
-        Store::Sqlite(p) => sqlx::query_as(REPLIES).bind(from).bind(to).fetch_all(p).await?,
-        Store::Postgres(p) => sqlx::query_as(REPLIES).bind(from).bind(to).fetch_all(p).await?,
+        Store::Sqlite(p) => {
+            sqlx::query_as(REPLIES)
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?
+        }
+        Store::Postgres(p) => {
+            sqlx::query_as(REPLIES)
+                .bind(from)
+                .bind(to)
+                .fetch_all(p)
+                .await?
+        }
     })
 }
 

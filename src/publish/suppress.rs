@@ -44,7 +44,11 @@ pub fn primary(lattice: &Lattice, min_respondents: usize) -> Vec<bool> {
 /// The unsuppressed cell of `candidates` the seed would take next: the fewest respondents, then the
 /// smallest value, an inner cell before a margin, then the first. Empty cells are no help (an unknown that
 /// must be 0 stays 0) and are never taken.
-fn next_fewest(lattice: &Lattice, x: &[bool], candidates: impl Iterator<Item = usize>) -> Option<usize> {
+fn next_fewest(
+    lattice: &Lattice,
+    x: &[bool],
+    candidates: impl Iterator<Item = usize>,
+) -> Option<usize> {
     candidates
         .filter(|&c| !x[c] && lattice.cells[c].value > 0)
         .min_by_key(|&c| {
@@ -68,11 +72,11 @@ pub fn suppress(lattice: &Lattice, min_respondents: usize) -> Vec<bool> {
             let mut changed = false;
             for eq in &lattice.equations {
                 let unknown = eq.iter().filter(|(c, _)| x[*c]).count();
-                if unknown == 1 {
-                    if let Some(c) = next_fewest(lattice, &x, eq.iter().map(|(c, _)| *c)) {
-                        x[c] = true;
-                        changed = true;
-                    }
+                if unknown == 1
+                    && let Some(c) = next_fewest(lattice, &x, eq.iter().map(|(c, _)| *c))
+                {
+                    x[c] = true;
+                    changed = true;
                 }
             }
             if !changed {
@@ -98,7 +102,10 @@ pub fn suppress(lattice: &Lattice, min_respondents: usize) -> Vec<bool> {
                         x[c] = true;
                     }
                 }
-                if intervals(lattice, &x).iter().all(|iv| iv.max - iv.min >= SAFE_WIDTH) {
+                if intervals(lattice, &x)
+                    .iter()
+                    .all(|iv| iv.max - iv.min >= SAFE_WIDTH)
+                {
                     return x;
                 }
                 return vec![true; lattice.cells.len()];
@@ -191,7 +198,11 @@ pub fn intervals(lattice: &Lattice, x: &[bool]) -> Vec<Interval> {
         };
         let min = solve(OptimizationDirection::Minimize);
         let max = solve(OptimizationDirection::Maximize);
-        let (min, max) = if min.is_nan() || max.is_nan() { (0.0, 0.0) } else { (min, max) };
+        let (min, max) = if min.is_nan() || max.is_nan() {
+            (0.0, 0.0)
+        } else {
+            (min, max)
+        };
         out.push(Interval { cell, min, max });
     }
     out
@@ -208,7 +219,11 @@ mod tests {
         let cells = values
             .iter()
             .enumerate()
-            .map(|(i, &value)| Cell { value, respondents: value as usize, margin: i % 3 == 2 || i >= 6 })
+            .map(|(i, &value)| Cell {
+                value,
+                respondents: value as usize,
+                margin: i % 3 == 2 || i >= 6,
+            })
             .collect();
         // Layout: 0 a, 1 b, 2 a+b, 3 c, 4 d, 5 c+d, 6 a+c, 7 b+d, 8 total.
         let equations = vec![
@@ -237,7 +252,14 @@ mod tests {
         let lattice = two_by_two([1, 5, 7, 9]);
         let mut x = vec![false; 9];
         x[0] = true;
-        assert_eq!(intervals(&lattice, &x), vec![Interval { cell: 0, min: 1.0, max: 1.0 }]);
+        assert_eq!(
+            intervals(&lattice, &x),
+            vec![Interval {
+                cell: 0,
+                min: 1.0,
+                max: 1.0
+            }]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use adapters::dims::{oked_section, KATO_REGIONS, OKED_SECTIONS};
+use adapters::dims::{KATO_REGIONS, OKED_SECTIONS, oked_section};
 
 use super::sql::{CaseFact, ReplyFact};
 use super::suppress::{Cell, Lattice};
@@ -132,7 +132,11 @@ fn region_cols() -> Vec<(String, String)> {
 
 fn region_col(region: Option<&str>) -> usize {
     region
-        .and_then(|r| KATO_REGIONS.iter().position(|(code, _, _)| r.starts_with(code)))
+        .and_then(|r| {
+            KATO_REGIONS
+                .iter()
+                .position(|(code, _, _)| r.starts_with(code))
+        })
         .unwrap_or(KATO_REGIONS.len())
 }
 
@@ -148,7 +152,11 @@ fn section_cols() -> Vec<(String, String)> {
 fn section_col(activity: Option<&str>) -> usize {
     activity
         .and_then(oked_section)
-        .and_then(|s| OKED_SECTIONS.iter().position(|(letter, _, _, _)| *letter == s))
+        .and_then(|s| {
+            OKED_SECTIONS
+                .iter()
+                .position(|(letter, _, _, _)| *letter == s)
+        })
         .unwrap_or(OKED_SECTIONS.len())
 }
 
@@ -191,7 +199,12 @@ pub fn build(cases: &[CaseFact], replies: &[ReplyFact], parts_per_sms: i64) -> V
         section_cols(),
         "cases",
         cases.iter().map(|c| {
-            (vec![c.status.clone()], section_col(c.activity.as_deref()), org(&c.bin), 1)
+            (
+                vec![c.status.clone()],
+                section_col(c.activity.as_deref()),
+                org(&c.bin),
+                1,
+            )
         }),
     );
     let offers = crosstab(
@@ -200,7 +213,10 @@ pub fn build(cases: &[CaseFact], replies: &[ReplyFact], parts_per_sms: i64) -> V
         vec!["outcome"],
         vec![
             ("offer_only".into(), "Только предложение".into()),
-            ("offer_and_reminder".into(), "Предложение и напоминание".into()),
+            (
+                "offer_and_reminder".into(),
+                "Предложение и напоминание".into(),
+            ),
         ],
         "cases",
         cases.iter().filter(|c| c.attempt >= 1).map(|c| {
@@ -240,7 +256,8 @@ pub fn build(cases: &[CaseFact], replies: &[ReplyFact], parts_per_sms: i64) -> V
         "SMS parts",
         cases.iter().flat_map(|c| {
             let o = org(&c.bin);
-            let first = (c.attempt >= 1).then(|| (vec!["1_offer".to_string()], 0, o, parts_per_sms));
+            let first =
+                (c.attempt >= 1).then(|| (vec!["1_offer".to_string()], 0, o, parts_per_sms));
             let second =
                 (c.attempt >= 2).then(|| (vec!["2_reminder".to_string()], 0, o, parts_per_sms));
             first.into_iter().chain(second)
@@ -256,7 +273,11 @@ pub fn to_republic(t: &Table) -> Table {
     r.col_titles = vec!["Республика Казахстан".into()];
     let w = t.cols.len();
     r.values = t.values.iter().map(|row| vec![row[w], row[w]]).collect();
-    r.respondents = t.respondents.iter().map(|row| vec![row[w], row[w]]).collect();
+    r.respondents = t
+        .respondents
+        .iter()
+        .map(|row| vec![row[w], row[w]])
+        .collect();
     r.x = vec![vec![false; 2]; r.values.len()];
     r.level = Level::Republic;
     r

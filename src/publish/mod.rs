@@ -316,3 +316,142 @@ pub fn iso_week(at: DateTime<Utc>) -> String {
     let w = at.with_timezone(&chrono_tz::Asia::Almaty).iso_week();
     format!("{:04}-W{:02}", w.year(), w.week())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sql::{CaseFact, ReplyFact};
+    use super::*;
+
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A generated month of `n` cases: skewed regions and sections, a rare-reason tail, replies.
+    fn world(n: usize, seed: u64) -> (Vec<CaseFact>, Vec<ReplyFact>) {
+        const OUTCOMES: [(&str, Option<&str>); 8] = [
+            ("not_applicable", Some("no_permit")),
+            ("reissued", None),
+            ("expired", None),
+            ("declined", None),
+            ("no_phone", Some("not_registered")),
+            ("ineligible", Some("deceased")),
+            ("ineligible", Some("imprisoned")),
+            ("failed", Some("reissue_rejected")),
+        ];
+        let mut cases = Vec::new();
+        let mut replies = Vec::new();
+        for i in 0..n {
+            let h = mix(seed ^ mix(i as u64));
+            // Squaring skews towards the first entries, as real distributions are.
+            let skew = |x: u64, len: usize| {
+                let u = (x % 1000) as f64 / 1000.0;
+                ((u * u) * len as f64) as usize
+            };
+            let (status, reason) = OUTCOMES[skew(h, OUTCOMES.len())];
+            let region = adapters::dims::KATO_REGIONS[skew(h >> 10, 20)].0;
+            let section = adapters::dims::OKED_SECTIONS[skew(h >> 20, 21)];
+            let attempt = match status {
+                "reissued" | "declined" => 1 + (h >> 30) as i64 % 2,
+                "expired" => 2,
+                _ => 0,
+            };
+            let ended_at = 1_793_473_200_000 + (h >> 34) as i64 % 2_500_000_000;
+            let first_sent_at = (attempt > 0).then_some(ended_at - 400_000_000);
+            if let (Some(sent), "reissued" | "declined") = (first_sent_at, status) {
+                replies.push(ReplyFact {
+                    case_id: i as i64,
+                    bin: format!("b{}", i % (n - n / 20)),
+                    text: if status == "reissued" { "1" } else { "2" }.into(),
+                    received_at: sent + (h >> 40) as i64 % 500_000_000,
+                    first_sent_at,
+                });
+            }
+            cases.push(CaseFact {
+                id: i as i64,
+                // A few organisations with two cases.
+                bin: format!("b{}", i % (n - n / 20)),
+                status: status.into(),
+                reason: reason.map(str::to_owned),
+                region: Some(format!("{region}0000000")),
+                activity: Some(format!("{:02}000", section.1)),
+                attempt,
+                first_sent_at,
+                ended_at,
+                updated_at: ended_at,
+            });
+        }
+        (cases, replies)
+    }
+
+    /// The attacker on releases of many generated worlds, small (mostly `X`, republic level) to large.
+    #[test]
+    fn no_suppressed_cell_of_a_generated_release_is_recoverable() {
+        let mut republic = 0;
+        for (n, seed) in [
+            (40, 1),
+            (120, 2),
+            (300, 3),
+            (800, 4),
+            (2_000, 5),
+            (5_000, 6),
+        ] {
+            let (cases, replies) = world(n, seed);
+            let control = Control::default();
+            let tables = protect(tables::build(&cases, &replies, 11), control);
+            republic += tables.iter().filter(|t| t.level == Level::Republic).count();
+            let (lattice, _) = tables::lattice(&tables);
+            let x: Vec<bool> = tables
+                .iter()
+                .flat_map(|t| t.x.iter().flatten().copied())
+                .collect();
+            for (cell, c) in lattice.cells.iter().enumerate() {
+                if c.respondents > 0 && c.respondents < control.min_respondents {
+                    assert!(
+                        x[cell],
+                        "n = {n}: cell {cell} on {} respondents published",
+                        c.respondents
+                    );
+                }
+            }
+            for iv in suppress::intervals(&lattice, &x) {
+                assert!(iv.max - iv.min >= 1.0 - 1e-6, "n = {n}: {iv:?} recoverable");
+            }
+            // Totals are exact.
+            let grand = &tables[0].values[tables[0].height() - 1];
+            assert_eq!(grand[grand.len() - 1], n as i64);
+        }
+        assert!(republic > 0, "the smallest worlds go to republic level");
+    }
+
+    #[test]
+    fn a_mostly_x_table_is_published_at_republic_level() {
+        let (cases, replies) = world(40, 9);
+        let tables = protect(tables::build(&cases, &replies, 11), Control::default());
+        assert_eq!(tables[0].level, Level::Republic);
+        assert_eq!(tables[0].cols, vec!["kazakhstan".to_string()]);
+        assert!(csv(&tables[0]).starts_with("outcome,reason,kazakhstan,total\n"));
+    }
+
+    #[test]
+    fn periods_are_months_in_kazakhstan_time() {
+        let p: Period = "2026-11".parse().unwrap();
+        assert_eq!(p.start().timestamp_millis(), 1_793_473_200_000);
+        assert_eq!(p.end().timestamp_millis(), 1_796_065_200_000);
+        assert_eq!(p.last_day().to_string(), "2026-11-30");
+        let dec: Period = "2026-12".parse().unwrap();
+        assert_eq!(
+            dec.end(),
+            Period {
+                year: 2027,
+                month: 1
+            }
+            .start()
+        );
+        for bad in ["2026-13", "2026-1", "26-11", "2026/11", ""] {
+            assert!(bad.parse::<Period>().is_err(), "{bad}");
+        }
+    }
+}

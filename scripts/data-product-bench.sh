@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n="${1:-1000000}"
-sdu="${SDU_BIN:-./target/release/sdu}"
+sdu="${DP_SDU:-./target/release/sdu}"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 db="$dir/bench.db"

@@ -363,7 +363,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let store = open_store(&config).await?;
             print!(
                 "{}",
-                sdu::publish::extract::run(cmd, &store, clock.now())
+                sdu::publish::extract::run(cmd, &store, clock.now(), config.extract_k)
                     .await?
                     .trim_end()
             );

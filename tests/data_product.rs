@@ -497,10 +497,10 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
         approved_by: Some("InfoSec B".into()),
         delete_by: Some(chrono::NaiveDate::from_ymd_opt(2027, 6, 30).unwrap()),
         out: Some(file.clone()),
-        k: 5,
+        k: Some(5),
     };
     let now = Utc.with_ymd_and_hms(2026, 12, 5, 6, 0, 0).unwrap();
-    let said = publish::extract::run(&cmd, &store, now).await.unwrap();
+    let said = publish::extract::run(&cmd, &store, now, 5).await.unwrap();
     let text = std::fs::read_to_string(&file).unwrap();
     assert_no_identifier(&text, &ids);
     assert!(!text.contains("free text"));
@@ -529,10 +529,11 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
             approved_by: None,
             delete_by: None,
             out: None,
-            k: 5,
+            k: None,
         },
         &store,
         now,
+        5,
     )
     .await
     .unwrap();
@@ -548,7 +549,7 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
         out: Some(file2.clone()),
         ..cmd
     };
-    publish::extract::run(&cmd2, &store, now).await.unwrap();
+    publish::extract::run(&cmd2, &store, now, 5).await.unwrap();
     let first: BTreeSet<&str> = text
         .lines()
         .skip(1)

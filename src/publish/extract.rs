@@ -41,9 +41,9 @@ pub struct ExtractCommand {
     /// The file to write (CSV).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Least number of lines sharing each combination of quasi-identifiers.
-    #[arg(long, default_value_t = 5)]
-    pub k: usize,
+    /// Least number of lines sharing each combination of quasi-identifiers (overrides `extract_k`).
+    #[arg(long)]
+    pub k: Option<usize>,
 }
 
 /// `sdu extract list`.
@@ -164,7 +164,9 @@ pub async fn run(
     cmd: &ExtractCommand,
     store: &Store,
     now: chrono::DateTime<chrono::Utc>,
+    default_k: usize,
 ) -> Result<String> {
+    let k = cmd.k.unwrap_or(default_k);
     if let Some(ExtractSub::List) = cmd.command {
         let mut out =
             String::from("id\tperiod\tresearcher\tapproved_by\tdelete_by\trecords\tk\tsha256\n");
@@ -193,7 +195,7 @@ pub async fn run(
     if delete_by <= now.with_timezone(&chrono_tz::Asia::Almaty).date_naive() {
         bail!("--delete-by must be a date after today");
     }
-    if cmd.k < 2 {
+    if k < 2 {
         bail!("--k must be at least 2");
     }
     let cases = sql::ended_cases(
@@ -202,7 +204,7 @@ pub async fn run(
         period.end().timestamp_millis(),
     )
     .await?;
-    let lines = lines(&cases, period, &fresh_key(), cmd.k);
+    let lines = lines(&cases, period, &fresh_key(), k);
     let text = csv(&lines);
     std::fs::write(out, &text).with_context(|| format!("cannot write {}", out.display()))?;
     let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
@@ -216,7 +218,7 @@ pub async fn run(
             delete_by: delete_by.to_string(),
             sha256: sha256.clone(),
             records: lines.len() as i64,
-            k: cmd.k as i64,
+            k: k as i64,
             created_at: now.timestamp_millis(),
         },
     )
@@ -226,6 +228,6 @@ pub async fn run(
         out.display(),
         lines.len(),
         cases.len(),
-        cmd.k
+        k
     ))
 }

@@ -262,9 +262,9 @@ pub struct PublishArgs {
     /// Folder to write the release into.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Smallest number of organisations a published cell rests on (seed 002's single respondent: 2).
-    #[arg(long, default_value_t = 2)]
-    pub min_respondents: usize,
+    /// Least number of organisations a published non-empty cell rests on (overrides `min_respondents`).
+    #[arg(long)]
+    pub min_respondents: Option<usize>,
 }
 
 /// `sdu publish`: makes and writes the release; the line to print.
@@ -273,11 +273,12 @@ pub async fn run(
     store: &Store,
     config: &crate::config::Config,
 ) -> Result<String> {
-    if args.min_respondents == 0 {
+    let min_respondents = args.min_respondents.unwrap_or(config.min_respondents);
+    if min_respondents == 0 {
         bail!("--min-respondents must be at least 1");
     }
     let control = Control {
-        min_respondents: args.min_respondents,
+        min_respondents,
         ..Control::default()
     };
     let release = release(store, args.period, control, config.sms_language).await?;

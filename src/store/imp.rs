@@ -286,6 +286,7 @@ macro_rules! store_impl {
             let row = &change.row;
             let now = ms(change.now);
             let (lines, last_hash) = chain(row.id, row.last_hash.clone(), now, &change.events);
+            // DATA-PRODUCT: the SET list ends in `region = $23, activity = $24`.
             let updated = sqlx::query(
                 "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
                  offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \

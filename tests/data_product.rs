@@ -475,6 +475,52 @@ async fn a_month_of_ten_thousand_organisations_is_published_safely(store: Store)
         .iter()
         .map(|t| t.keys.len() + t.cols.len() + 1)
         .sum();
+    // Every field of seed 003's passport (appendix 2) is filled.
+    for (section, fields) in [
+        (
+            "general",
+            &[
+                "full_name",
+                "short_name",
+                "category",
+                "provider",
+                "description",
+                "keywords",
+            ][..],
+        ),
+        ("update", &["frequency"][..]),
+        (
+            "geo_binding",
+            &["present", "geometry", "kind", "address_attribute"][..],
+        ),
+    ] {
+        for f in fields {
+            let v = &passport[section][f];
+            assert!(
+                !v.is_null() && v != "" && v != &serde_json::json!([]),
+                "{section}.{f}"
+            );
+        }
+    }
+    for a in passport["attributes"].as_array().unwrap() {
+        for f in [
+            "technical_name",
+            "name",
+            "group_attribute",
+            "type",
+            "mandatory",
+        ] {
+            assert!(!a[f].is_null(), "attribute {a} lacks {f}");
+        }
+    }
+    assert_eq!(
+        passport["value_requirements"].as_array().unwrap().len(),
+        described
+    );
+    assert_eq!(
+        passport["validation_examples"].as_array().unwrap().len(),
+        release.tables.len()
+    );
     assert_eq!(
         described, columns,
         "every attribute of every table is in the passport"

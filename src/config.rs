@@ -61,6 +61,11 @@ pub struct Config {
     /// its next tick. Also how long a query waits for a database connection.
     #[serde(with = "duration_text")]
     pub database_retry_for: Duration,
+    /// Data product (docs/DATA-PRODUCT.md): the least number of organisations a published non-empty cell
+    /// rests on; below it the cell is `X` (2: a single respondent is `X`, seed 002).
+    pub min_respondents: usize,
+    /// Research extract: the least number of lines sharing each combination of quasi-identifiers.
+    pub extract_k: usize,
     /// Legal-entity registry overrides.
     pub legal_entities: SystemSettings,
     /// e-license overrides.
@@ -191,6 +196,8 @@ impl Default for Config {
             lease: Duration::from_secs(300),
             sqlite_busy_timeout: Duration::from_secs(30),
             database_retry_for: Duration::from_secs(60),
+            min_respondents: 2,
+            extract_k: 5,
             legal_entities: SystemSettings::default(),
             e_license: SystemSettings::default(),
             individuals: SystemSettings::default(),
@@ -318,6 +325,12 @@ impl Config {
         self.cron()?;
         if self.tick < Duration::from_secs(1) {
             bail!("tick must be at least 1s");
+        }
+        if self.min_respondents == 0 {
+            bail!("min_respondents must be at least 1");
+        }
+        if self.extract_k < 2 {
+            bail!("extract_k must be at least 2");
         }
         if self.concurrency == 0 {
             bail!("concurrency must be at least 1");

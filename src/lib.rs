@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod privacy;
+pub mod publish;
 pub mod sms;
 pub mod store;
 

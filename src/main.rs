@@ -68,6 +68,10 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// The month's outcome statistics as a published data product (docs/DATA-PRODUCT.md).
+    Publish(sdu::publish::PublishArgs),
+    /// A de-identified research extract (seed 000), or `list` of the grants.
+    Extract(sdu::publish::extract::ExtractCommand),
     /// Integrity of the stored history.
     Audit {
         #[command(subcommand)]
@@ -311,6 +315,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Scenario {
             command: ScenarioCommand::Run { paths, json },
         } => run_scenarios(paths, *json, &config).await,
+        Command::Publish(args) => {
+            let store = open_store(&config).await?;
+            println!("{}", sdu::publish::run(args, &store, &config).await?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract(cmd) => {
+            let store = open_store(&config).await?;
+            print!(
+                "{}",
+                sdu::publish::extract::run(cmd, &store, clock.now(), config.extract_k)
+                    .await?
+                    .trim_end()
+            );
+            println!();
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {

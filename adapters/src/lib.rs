@@ -6,11 +6,13 @@
 //! the identifiers every crate uses. This crate never depends on the orchestrator.
 
 mod clock;
+pub mod dims;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod systems;
 
+pub use dims::{DimError, Kato, Oked};
 pub use error::{AdapterError, AdapterResult};
 pub use ids::{Bin, IdError, Iin, Msisdn, PhoneError, UncheckedIin};
 pub use systems::*;

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::dims::{Kato, Oked};
 use crate::error::AdapterResult;
 use crate::ids::{Bin, Iin, Msisdn, UncheckedIin};
 
@@ -75,6 +76,10 @@ pub struct Organization {
     pub status: OrgStatus,
     /// The first head (director), if the registry names one: unchecked until the process needs it.
     pub first_head: Option<UncheckedIin>,
+    /// The KATO code of its registered address, if the registry gives one.
+    pub region: Option<Kato>,
+    /// Its main activity (OKED), if the registry gives one.
+    pub activity: Option<Oked>,
 }
 
 /// The legal-entity registry (ЗТ МДҚ).

@@ -1163,3 +1163,70 @@ fn unusable_settings_are_refused() {
         ));
     }
 }
+
+// ---------------------------------------------------------------- statistical dimensions (DATA-PRODUCT)
+
+#[tokio::test]
+async fn region_and_activity_are_read_validated_and_optional() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/legal_entities/organizations/{BIN}")))
+        .respond_with(ok(json!({"bin": BIN, "name": "N", "status": "active",
+                                 "region": "751110000", "activity": "62010"})))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/legal_entities/organizations/{BIN}")))
+        .respond_with(ok(
+            json!({"bin": BIN, "name": "N", "status": "active", "region": null}),
+        ))
+        .mount(&server)
+        .await;
+    let client = HttpLegalEntities::new(settings(&server, "legal_entities")).unwrap();
+
+    let with = client.organization(&bin()).await.unwrap().unwrap();
+    let without = client.organization(&bin()).await.unwrap().unwrap();
+
+    assert_eq!(with.region.as_ref().map(|r| r.oblast()), Some("75"));
+    assert_eq!(with.activity.as_ref().map(|a| a.section()), Some('J'));
+    assert_eq!((without.region, without.activity), (None, None));
+}
+
+#[tokio::test]
+async fn a_bad_region_or_activity_is_invalid_data() {
+    for (field, value, expected) in [
+        (
+            "region",
+            json!("75111000"),
+            "`region` must be exactly 9 digits",
+        ),
+        (
+            "region",
+            json!("511110000"),
+            "`region` digits 1-2 name no region",
+        ),
+        ("region", json!(751110000), "`region`"),
+        (
+            "activity",
+            json!("62.01.0"),
+            "`activity` must be exactly 5 digits",
+        ),
+        (
+            "activity",
+            json!("40000"),
+            "`activity` digits 1-2 are not an OKED division",
+        ),
+    ] {
+        let server = MockServer::start().await;
+        let mut body = json!({"bin": BIN, "name": "N", "status": "active"});
+        body[field] = value;
+        Mock::given(method("GET"))
+            .and(path(format!("/legal_entities/organizations/{BIN}")))
+            .respond_with(ok(body))
+            .mount(&server)
+            .await;
+        let client = HttpLegalEntities::new(settings(&server, "legal_entities")).unwrap();
+        assert_invalid(client.organization(&bin()).await, expected);
+    }
+}

@@ -19,6 +19,7 @@ pub mod synthetic;
 pub mod views;
 
 mod clock;
+mod dims;
 mod http;
 mod world;
 

@@ -87,6 +87,12 @@ pub struct LegalEntity {
     /// The first head's IIN, as written; absent when the registry names none.
     #[serde(default)]
     pub first_head: Option<RawValue>,
+    /// The KATO code of the registered address, as written (optional: older files have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RawValue>,
+    /// The OKED code of the main activity, as written (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<RawValue>,
     /// Past renames, any order.
     #[serde(default)]
     pub renames: Vec<PastRename>,
@@ -613,5 +619,40 @@ expect:
         );
         let err = Scenario::parse(&bad).unwrap_err();
         assert!(err.contains("events[0]"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod dimension_tests {
+    use super::*;
+
+    /// The organisation's region and activity are optional: a file without them still loads, one with them
+    /// serves them from the legal-entity registry as written.
+    #[test]
+    fn region_and_activity_are_optional_fields_of_an_organisation() {
+        let with = r#"
+name: dims
+start: 2026-11-02T01:00:00+05:00
+run_until: 2026-11-02T12:00:00+05:00
+registries:
+  legal_entities:
+    - { bin: "201140000017", name: "ТОО «Жаңа»", region: "751110000", activity: "62010" }
+    - { bin: "150340517501", name: "ТОО «Басқа»" }
+"#;
+        let s = Scenario::parse(with).unwrap();
+        let orgs = &s.registries.legal_entities;
+        assert_eq!(orgs[0].region, Some(RawValue::String("751110000".into())));
+        assert_eq!(orgs[0].activity, Some(RawValue::String("62010".into())));
+        assert_eq!(
+            (orgs[1].region.clone(), orgs[1].activity.clone()),
+            (None, None)
+        );
+        let mock = crate::Mock::from_registries(&s.registries, 1);
+        let served = serde_json::to_value(mock.organization("201140000017").unwrap()).unwrap();
+        assert_eq!(served["region"], "751110000");
+        assert_eq!(served["activity"], "62010");
+        let plain = serde_json::to_value(mock.organization("150340517501").unwrap()).unwrap();
+        assert!(plain.get("region").is_none() && plain.get("activity").is_none());
+        assert!(Scenario::parse(&with.replace("activity:", "activty:")).is_err());
     }
 }

@@ -10,6 +10,8 @@
 //! - permits: 65 % hold an active `trusted_software_register` permit (75 % one, 18 % two, 7 % three; some
 //!   of the extra ones revoked; 3 % of these orgs already bear the new name on every permit; 10 % also hold
 //!   another service's permit), 10 % only other services' permits, 5 % only a revoked one, 20 % none;
+//! - region and activity: a KATO code and an OKED subclass by rough national shares (`dims.rs`); 0.5 %
+//!   without a region, 0.5 % without an activity;
 //! - 1 % liquidated, 1 % without a first head, 0.3 % with a head IIN whose control digit is wrong;
 //! - heads shared: in blocks of three consecutive organisations, 4.5 % of blocks share one head among all
 //!   three and 7.5 % among the first two (about 9.5 % of organisations share their head with another);
@@ -71,6 +73,9 @@ const S_ELIG: u64 = 21;
 const S_CIVIL: u64 = 22;
 const S_PHONE: u64 = 23;
 const S_SEX: u64 = 24;
+const S_REGION: u64 = 25;
+const S_DISTRICT: u64 = 26;
+const S_ACTIVITY: u64 = 27;
 
 /// splitmix64's finaliser: a fast, well-mixed 64-bit hash.
 fn mix(mut z: u64) -> u64 {
@@ -218,6 +223,8 @@ pub(crate) struct SynOrg {
     pub new_name: String,
     pub status: OrgStatus,
     pub first_head: Option<String>,
+    pub region: Option<String>,
+    pub activity: Option<String>,
 }
 
 impl SyntheticWorld {
@@ -343,12 +350,16 @@ impl SyntheticWorld {
                 Some(String::from_utf8_lossy(&iin).into_owned())
             }
         };
+        let (r, a) = (self.u(S_REGION, i), self.u(S_ACTIVITY, i));
         SynOrg {
             bin: self.bin(i),
             old_name,
             new_name,
             status,
             first_head,
+            // A region or an activity is missing from 0.5 % of records each: the tail of the uniform.
+            region: (r < 0.995).then(|| crate::dims::region(r / 0.995, self.u(S_DISTRICT, i))),
+            activity: (a < 0.995).then(|| crate::dims::activity(a / 0.995)),
         }
     }
 
@@ -400,6 +411,8 @@ impl SyntheticWorld {
             name: org.new_name,
             status: org.status,
             first_head: org.first_head.map(serde_json::Value::String),
+            region: org.region.map(serde_json::Value::String),
+            activity: org.activity.map(serde_json::Value::String),
         }
     }
 

@@ -60,6 +60,12 @@ pub struct OrganizationView {
     pub status: OrgStatus,
     /// The first head's IIN as held, or null.
     pub first_head: Option<RawValue>,
+    /// The KATO code of the registered address as held; absent when the record has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RawValue>,
+    /// The OKED code of the main activity as held; absent when the record has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<RawValue>,
 }
 
 /// A permit as it stands, with the key of the re-issue that last changed it (`GET /_control/state`).

@@ -94,6 +94,8 @@ fn org_view(org: &LegalEntity) -> OrganizationView {
         name: org.name.clone(),
         status: org.status,
         first_head: org.first_head.clone(),
+        region: org.region.clone(),
+        activity: org.activity.clone(),
     }
 }
 
@@ -482,8 +484,13 @@ impl Data {
         now: DateTime<Utc>,
     ) -> Result<(), String> {
         for (field, v) in &record {
-            let id_field = matches!(field.as_str(), "bin" | "iin" | "phone" | "first_head");
-            let allowed = v.is_string() || v.is_number() || (field == "first_head" && v.is_null());
+            let id_field = matches!(
+                field.as_str(),
+                "bin" | "iin" | "phone" | "first_head" | "region" | "activity"
+            );
+            let allowed = v.is_string()
+                || v.is_number()
+                || (matches!(field.as_str(), "first_head" | "region" | "activity") && v.is_null());
             if id_field && !allowed {
                 return Err(format!("`{field}` must be a string or a number"));
             }

@@ -105,6 +105,11 @@ pub struct Case {
     pub due_at: Option<DateTime<Utc>>,
     /// Consecutive transient failures.
     pub retries: u32,
+    /// The KATO code of the organisation's registered address, as the registry gave it at the check (a
+    /// dimension of the published statistics; it describes the organisation, not a person).
+    pub region: Option<String>,
+    /// The OKED code of its main activity, likewise.
+    pub activity: Option<String>,
 }
 
 impl Case {

@@ -32,6 +32,8 @@ fn organization() -> Organization {
         name: NEW_NAME.to_owned(),
         status: OrgStatus::Active,
         first_head: Some(iin(HEAD).into()),
+        region: None,
+        activity: None,
     }
 }
 

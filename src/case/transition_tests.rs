@@ -55,6 +55,8 @@ fn case(stage: Stage) -> Case {
         second_sent_at: None,
         due_at: Some(at("2026-11-02T02:00:00+05:00")),
         retries: 0,
+        region: None,
+        activity: None,
     }
 }
 
@@ -593,6 +595,8 @@ fn the_recheck_and_the_current_name_can_end_the_case() {
         name: name.into(),
         status: OrgStatus::Active,
         first_head: None,
+        region: None,
+        activity: None,
     };
     assert_eq!(
         on_current_name(&c, Some(&org(BIN, "ТОО «Соңғы»"))).unwrap(),

@@ -177,7 +177,10 @@ impl<S: CaseStore> Engine<S> {
                     &mut findings,
                 )
                 .await?;
-                let t = transition::on_checked(case, assessment, json!(findings), now, settings);
+                let mut t =
+                    transition::on_checked(case, assessment, json!(findings), now, settings);
+                // The organisation's statistical dimensions, as the registry gave them.
+                (t.case.region, t.case.activity) = crate::publish::dimensions(&findings);
                 Ok((t, None))
             }
             Due::Send { attempt, take_slot } => {

@@ -95,7 +95,8 @@ pub async fn gather(
                     finding: match &org {
                         None => json!({"found": false}),
                         Some(o) => json!({"found": true, "name": o.name, "status": o.status,
-                            "names_a_head": o.first_head.is_some()}),
+                            "names_a_head": o.first_head.is_some(),
+                            "region": o.region, "activity": o.activity}),
                     },
                 });
                 facts.organization = Some(org);

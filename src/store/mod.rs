@@ -105,6 +105,10 @@ pub struct CaseRow {
     pub ended_at: Option<i64>,
     /// The name the permits were re-issued under.
     pub reissue_name: Option<String>,
+    /// KATO code of the registered address, once read.
+    pub region: Option<String>,
+    /// OKED code of the main activity, once read.
+    pub activity: Option<String>,
 }
 
 /// A stored case read for the decision core.
@@ -207,6 +211,8 @@ impl CaseRow {
             second_sent_at: self.second_sent_at.map(from_ms),
             due_at: self.due_at.map(from_ms),
             retries: u32::try_from(self.retries).unwrap_or(0),
+            region: self.region.clone(),
+            activity: self.activity.clone(),
         };
         if let Some(problem) = problems.into_iter().next() {
             return Read::Unreadable(case, problem);
@@ -248,6 +254,8 @@ impl CaseRow {
         self.second_sent_at = case.second_sent_at.map(ms);
         self.due_at = case.due_at.map(ms);
         self.retries = i64::from(case.retries);
+        self.region = case.region.clone();
+        self.activity = case.activity.clone();
     }
 }
 

@@ -174,7 +174,7 @@ async fn apply_row(
         "UPDATE cases SET status = $1, stage = $2, reason = $3, detail = $4, attempt = $5, head_iin = $6, phone = $7, \
          offer_phone = $8, permits = $9, reissued = $10, first_sent_at = $11, second_sent_at = $12, due_at = $13, \
          retries = $14, lease_owner = $21, lease_until = $22, state_version = $15, version = version + 1, \
-         last_hash = $16, updated_at = $17, ended_at = $18, reissue_name = $23 WHERE id = $19 AND version = $20",
+         last_hash = $16, updated_at = $17, ended_at = $18, reissue_name = $23, region = $24, activity = $25 WHERE id = $19 AND version = $20",
     )
     .bind(&row.status)
     .bind(&row.stage)
@@ -199,6 +199,8 @@ async fn apply_row(
     .bind(lease.map(|l| l.owner.as_str()))
     .bind(lease.map(|l| l.until))
     .bind(&row.reissue_name)
+    .bind(&row.region)
+    .bind(&row.activity)
     .execute(&mut **tx)
     .await?;
     if updated.rows_affected() != 1 {
@@ -252,9 +254,9 @@ async fn update_rows(
          attempt = v.column7, head_iin = v.column8, phone = v.column9, offer_phone = v.column10, permits = v.column11, \
          reissued = v.column12, first_sent_at = v.column13, second_sent_at = v.column14, due_at = v.column15, \
          retries = v.column16, lease_owner = v.column17, lease_until = v.column18, state_version = v.column19, \
-         version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22, reissue_name = v.column23 \
+         version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22, reissue_name = v.column23, region = v.column24, activity = v.column25 \
          FROM (VALUES {}) AS v WHERE cases.id = v.column1 AND cases.version = v.column2 RETURNING id",
-        tuples(NUMBERED, changes.len(), 23)
+        tuples(NUMBERED, changes.len(), 25)
     );
     let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
     for ((change, lease), (_, last_hash)) in changes.iter().zip(leases).zip(heads) {
@@ -282,7 +284,9 @@ async fn update_rows(
             .bind(last_hash)
             .bind(ms(change.now))
             .bind(row.ended_at)
-            .bind(&row.reissue_name);
+            .bind(&row.reissue_name)
+            .bind(&row.region)
+            .bind(&row.activity);
     }
     Ok(query.fetch_all(&mut **tx).await?.into_iter().collect())
 }

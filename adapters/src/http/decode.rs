@@ -174,6 +174,24 @@ impl<'a> Doc<'a> {
             .map_err(|e| self.invalid(format_args!("field `{key}` is not a valid IIN: {e}")))
     }
 
+    /// An optional KATO or OKED field: absent or null is `None`; anything else must be a string `parse`
+    /// accepts, or the record is invalid data.
+    pub(crate) fn optional_dim<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> AdapterResult<Option<T>> {
+        match self.optional(key) {
+            None => Ok(None),
+            Some(_) => {
+                let raw = self.str(key)?;
+                parse(raw)
+                    .map(Some)
+                    .map_err(|e| self.invalid(format_args!("field `{key}` {e}")))
+            }
+        }
+    }
+
     /// An IIN field that may be null or absent.
     /// An optional field kept raw (as [`Doc::raw_text`]); absent or `null` is `None`.
     pub(crate) fn optional_raw(&self, key: &str) -> Option<String> {

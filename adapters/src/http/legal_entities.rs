@@ -44,6 +44,8 @@ impl LegalEntities for HttpLegalEntities {
             name: doc.name("name")?,
             status,
             first_head: doc.optional_raw("first_head").map(UncheckedIin::new),
+            region: doc.optional_dim("region", crate::dims::Kato::parse)?,
+            activity: doc.optional_dim("activity", crate::dims::Oked::parse)?,
         }))
     }
 }

@@ -2,8 +2,10 @@
 //! dies), another worker sees it gone at once. On SQLite, and on PostgreSQL when `SDU_TEST_POSTGRES` names a
 //! server.
 
+mod procs;
+
+use procs::TestDb;
 use sdu::store::Store;
-use sqlx::Executor as _;
 
 async fn a_mark_of_life_is_seen_while_held_and_gone_once_dropped(url: &str) {
     let one = Store::open(url).await.unwrap();
@@ -36,35 +38,17 @@ async fn a_mark_of_life_is_seen_while_held_and_gone_once_dropped(url: &str) {
 
 #[tokio::test]
 async fn sqlite_a_mark_of_life_is_seen_while_held_and_gone_once_dropped() {
-    let dir = std::env::temp_dir().join(format!("sdu-liveness-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("l.db").display());
-    a_mark_of_life_is_seen_while_held_and_gone_once_dropped(&url).await;
-    std::fs::remove_dir_all(dir).ok();
+    let db = TestDb::sqlite("liveness");
+    a_mark_of_life_is_seen_while_held_and_gone_once_dropped(&db.url).await;
+    db.remove().await;
 }
 
 #[tokio::test]
 async fn postgres_a_mark_of_life_is_seen_while_held_and_gone_once_dropped() {
-    let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but SDU_TEST_POSTGRES is not: the PostgreSQL tests must run"
-        );
-        println!("skipped: SDU_TEST_POSTGRES not set");
+    let Some(server) = procs::postgres_server() else {
         return;
     };
-    let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    let name = format!("sdu_liveness_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let url = sdu::scenario::replace_database(&server, &name);
-    a_mark_of_life_is_seen_while_held_and_gone_once_dropped(&url).await;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .ok();
+    let db = TestDb::postgres(&server, "liveness").await;
+    a_mark_of_life_is_seen_while_held_and_gone_once_dropped(&db.url).await;
+    db.remove().await;
 }

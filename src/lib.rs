@@ -8,6 +8,7 @@ pub mod case;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod privacy;
 pub mod publish;

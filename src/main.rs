@@ -77,6 +77,30 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The operators of the console (docs/CONSOLE.md).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Add an operator and print its new token once (only its hash is stored).
+    Add {
+        /// A unique name, recorded with every action the operator takes.
+        name: String,
+        /// `viewer` (reads) or `operator` (reads and acts).
+        #[arg(long)]
+        role: sdu::console::auth::Role,
+    },
+    /// List the operators (names, roles, when added and revoked; never tokens).
+    List,
+    /// Revoke an operator's token at once.
+    Revoke {
+        /// The operator's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -281,13 +305,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .await
                 .map_err(|e| in_store(e, &engine.config))?;
             let summary = engine.summary().await?;
+            let pause = engine.sms_pause().await?;
             if *json {
-                println!("{}", serde_json::json!({"pass": report, "cases": summary}));
+                println!(
+                    "{}",
+                    serde_json::json!({"pass": report, "cases": summary, "sms_pause": pause})
+                );
             } else {
                 if std::io::stderr().is_terminal() {
                     eprint!("\r");
                 }
-                print_pass(&report, &summary);
+                print_pass(&report, &summary, &pause);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -331,6 +359,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!();
             Ok(ExitCode::SUCCESS)
         }
+        Command::Operator { command } => {
+            let store = open_store(&config).await?;
+            operator_command(command, &store, clock.now()).await
+        }
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -350,6 +382,48 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// `sdu operator add|list|revoke`.
+async fn operator_command(
+    command: &OperatorCommand,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<ExitCode> {
+    match command {
+        OperatorCommand::Add { name, role } => {
+            let token = sdu::console::auth::add_operator(store, name, *role, now)
+                .await
+                .map_err(|e| BadInput(format!("{e:#}")))?;
+            eprintln!(
+                "operator `{}` added as {}; its token (shown once, only its hash is kept):",
+                name.trim(),
+                role.as_str()
+            );
+            println!("{token}");
+        }
+        OperatorCommand::List => {
+            println!("{:<24} {:<9} {:<26} revoked", "name", "role", "added");
+            for op in store.operators().await? {
+                println!(
+                    "{:<24} {:<9} {:<26} {}",
+                    op.name,
+                    op.role,
+                    sdu::store::from_ms(op.created_at).to_rfc3339(),
+                    op.revoked_at
+                        .map(|t| sdu::store::from_ms(t).to_rfc3339())
+                        .unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        OperatorCommand::Revoke { name } => {
+            if !store.revoke_operator(name, sdu::store::ms(now)).await? {
+                return Err(BadInput(format!("no operator `{name}` with a valid token")).into());
+            }
+            println!("operator `{name}` revoked");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `sdu scenario run`: the scenario runner needs the mock registries in-process.
@@ -424,7 +498,19 @@ fn in_store(e: anyhow::Error, config: &Config) -> anyhow::Error {
     }
 }
 
-fn print_pass(report: &sdu::engine::PassReport, summary: &std::collections::BTreeMap<String, i64>) {
+fn print_pass(
+    report: &sdu::engine::PassReport,
+    summary: &std::collections::BTreeMap<String, i64>,
+    pause: &sdu::engine::pause::SmsPause,
+) {
+    if pause.paused {
+        println!(
+            "SMS PAUSED by {} at {}: {} (no SMS is sent until an operator resumes them)",
+            pause.by.as_deref().unwrap_or("?"),
+            pause.at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            pause.reason.as_deref().unwrap_or("")
+        );
+    }
     if let Some(i) = &report.ingest {
         println!(
             "ingest: {} new case(s), {} already known, {} superseded",

@@ -139,6 +139,19 @@ pub fn on_ingested(new: &Case, open: &[Case]) -> Ingested {
 
 // --- timer due -------------------------------------------------------------------------------------------
 
+/// Whether outgoing SMS may go: the operators' emergency switch (docs/CONSOLE.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    /// SMS go as the timers and the window say.
+    Allowed,
+    /// No SMS goes; a case whose SMS is due looks again after [`PAUSED_RECHECK`].
+    Paused,
+}
+
+/// How soon a case held by the pause looks again: one daemon tick (a minute by default), so that after a
+/// resume what waited goes within a tick.
+pub const PAUSED_RECHECK: chrono::Duration = chrono::Duration::minutes(1);
+
 /// What a due case needs next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Due {
@@ -177,7 +190,13 @@ fn decided(t: Transition) -> Due {
 /// A due case: what it needs next. `rechecked` says eligibility was checked moments ago by the consent
 /// step of the same run, so the re-issue that follows at once need not ask the registries again; a case
 /// that waited in between (a re-issue retried later, a restart) is checked again.
-pub fn on_due(case: &Case, now: DateTime<Utc>, settings: &Settings, rechecked: bool) -> Due {
+pub fn on_due(
+    case: &Case,
+    now: DateTime<Utc>,
+    settings: &Settings,
+    rechecked: bool,
+    sending: Sending,
+) -> Due {
     let Some(stage) = case.stage() else {
         return decided(Transition::new(case.clone(), vec![]));
     };
@@ -200,6 +219,13 @@ pub fn on_due(case: &Case, now: DateTime<Utc>, settings: &Settings, rechecked: b
                     case.clone(),
                     Ending::new(Outcome::Expired, None, "no reply after the reminder"),
                 )),
+                OfferStep::Send { .. } if sending == Sending::Paused => {
+                    // Held, not rescheduled by the timers: the reminder and expiry count from the SMS
+                    // actually sent, so a pause shifts them by its own length.
+                    let mut next = case.clone();
+                    next.due_at = Some(now + PAUSED_RECHECK);
+                    decided(Transition::new(next, vec![]))
+                }
                 OfferStep::Send { attempt } => Due::Send {
                     attempt,
                     take_slot: !case.holds_offer,

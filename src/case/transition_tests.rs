@@ -219,8 +219,58 @@ fn a_due_case_asks_for_what_its_stage_needs() {
         ),
     ];
     check(rows, |(c, now, rechecked)| {
-        said_due(&on_due(&c, at(now), &settings(), rechecked))
+        said_due(&on_due(
+            &c,
+            at(now),
+            &settings(),
+            rechecked,
+            Sending::Allowed,
+        ))
     });
+}
+
+#[test]
+fn a_pause_holds_every_sms_and_nothing_else() {
+    let paused =
+        |c: Case, now: &str| said_due(&on_due(&c, at(now), &settings(), false, Sending::Paused));
+    let rows: Vec<(&str, (Case, &str), String)> = vec![
+        (
+            "a queued case in the window waits a minute instead of sending the offer",
+            (case(Stage::Queued), "2026-11-02T09:00:00+05:00"),
+            "decided open/queued due 11-02 09:01 []".into(),
+        ),
+        (
+            "a due reminder waits a minute too",
+            (
+                sent(1, "2026-11-02T09:00:00+05:00", None),
+                "2026-11-05T09:00:00+05:00",
+            ),
+            "decided open/awaiting_reply due 11-05 09:01 []".into(),
+        ),
+        (
+            "a queued case at night still waits for the window",
+            (case(Stage::Queued), "2026-11-02T22:00:00+05:00"),
+            "decided open/queued due 11-03 09:00 []".into(),
+        ),
+        (
+            "expiry is not an SMS: it goes on",
+            (
+                sent(
+                    2,
+                    "2026-11-02T09:00:00+05:00",
+                    Some("2026-11-05T09:00:00+05:00"),
+                ),
+                "2026-11-08T09:00:00+05:00",
+            ),
+            "decided expired [ended]".into(),
+        ),
+        (
+            "checks go on",
+            (case(Stage::Checking), "2026-11-02T09:00:00+05:00"),
+            "Check".into(),
+        ),
+    ];
+    check(rows, |(c, now)| paused(c, now));
 }
 
 #[test]

@@ -35,7 +35,11 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     scheduler.add(job).await?;
     scheduler.start().await?;
 
-    let api = crate::api::serve(engine.clone(), shutdown.clone()).await?;
+    let console = Arc::new(crate::console::Console::new(
+        engine.clone(),
+        nightly.clone(),
+    ));
+    let api = crate::api::serve(console, shutdown.clone()).await?;
     println!(
         "sdu daemon: operator API on http://{api}; nightly ingest `{}` ({}), tick every {}",
         engine.config.ingest_cron,

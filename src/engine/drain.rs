@@ -203,6 +203,8 @@ impl<S: CaseStore> Engine<S> {
     /// queued ones that send their first SMS now.
     async fn claim_batch(&self, limit: usize, take_slots: bool) -> Result<Refill> {
         self.take_over_dead_claims(false).await?;
+        // The pause switch is read before every claim, so that a pause stops the SMS within one claim.
+        let take_slots = take_slots && !self.refresh_pause().await?;
         let now = self.clock.now();
         let (wall, lease_until) = self.lease_from_now();
         let rows = self

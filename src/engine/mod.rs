@@ -26,6 +26,7 @@ use crate::store::{self, CaseStore, IngestReport, Store};
 mod drain;
 mod ingest;
 mod liveness;
+pub mod pause;
 mod replies;
 mod retry;
 mod steps;
@@ -97,6 +98,8 @@ pub struct Engine<S: CaseStore = Store> {
     worker_lock: tokio::sync::OnceCell<store::WorkerLock>,
     /// When this worker last looked for the claims of workers that are gone.
     liveness_checked: std::sync::Mutex<Option<DateTime<Utc>>>,
+    /// The SMS pause switch as last read from the store ([`pause`]).
+    sms_paused: AtomicBool,
 }
 
 impl<S: CaseStore> Engine<S> {
@@ -140,6 +143,7 @@ impl<S: CaseStore> Engine<S> {
             on_step: None,
             worker_lock: tokio::sync::OnceCell::new(),
             liveness_checked: std::sync::Mutex::new(None),
+            sms_paused: AtomicBool::new(false),
         })
     }
 

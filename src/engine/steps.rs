@@ -164,7 +164,7 @@ impl<S: CaseStore> Engine<S> {
         rechecked: bool,
     ) -> Result<Step, StepError> {
         let settings = &self.settings;
-        match transition::on_due(case, now, settings, rechecked) {
+        match transition::on_due(case, now, settings, rechecked, self.sending()) {
             Due::Decided(t) => Ok((*t, None)),
             Due::Check => {
                 let bin = bin_of(case)?;

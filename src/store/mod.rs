@@ -722,3 +722,146 @@ impl Store {
         dispatch!(self, events_page(after, limit))
     }
 }
+
+// --- the operator console (docs/CONSOLE.md) -----------------------------------------------------------
+
+macro_rules! console {
+    ($self:ident, $f:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(p) => sqlite::console_queries::$f(p, $($arg),*).await,
+            Store::Postgres(p) => postgres::console_queries::$f(p, $($arg),*).await,
+        }
+    };
+}
+
+/// An operator of the console: a name, a role, and the SHA-256 of its bearer token.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct OperatorRow {
+    /// Unique name, shown in every action it takes.
+    pub name: String,
+    /// `viewer` or `operator`.
+    pub role: String,
+    /// Hex SHA-256 of the token; the token itself is never stored.
+    #[serde(skip)]
+    pub token_hash: String,
+    /// Added at (ms).
+    pub created_at: i64,
+    /// Revoked at (ms); a revoked operator's token is refused.
+    pub revoked_at: Option<i64>,
+}
+
+/// One operator action, as recorded.
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct ActionRow {
+    /// Store id (0 before it is stored).
+    pub id: i64,
+    /// When (ms).
+    pub at: i64,
+    /// Who.
+    pub operator: String,
+    /// `retry`, `end_by_hand`, `pause_sms` or `resume_sms`.
+    pub action: String,
+    /// The case acted on, for case actions.
+    pub case_id: Option<i64>,
+    /// The operator's reason.
+    pub reason: String,
+}
+
+/// Filters of a case search; `None` lets every case through.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Cases with a greater id only (the keyset cursor).
+    pub after: i64,
+    /// `open` or `ended`.
+    pub status: Option<String>,
+    /// An outcome (`reissued`, `failed`, …).
+    pub outcome: Option<String>,
+    /// An outcome reason.
+    pub reason: Option<String>,
+    /// A stage of open cases.
+    pub stage: Option<String>,
+    /// The BIN as the registry sent it.
+    pub bin: Option<String>,
+    /// Renamed at or after (ms).
+    pub renamed_from: Option<i64>,
+    /// Renamed before (ms).
+    pub renamed_until: Option<i64>,
+}
+
+/// Cases per local day, status and reason (or stage, for open cases).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DayCount {
+    /// Days since 1970-01-01, local.
+    pub day: i64,
+    /// `open` or an outcome.
+    pub status: String,
+    /// Reason (ended) or stage (open).
+    pub detail: Option<String>,
+    /// How many.
+    pub count: i64,
+}
+
+/// One outward write done for a case.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    /// The idempotency key it carried.
+    pub idempotency_key: String,
+    /// `sms`, `consent`, `reissue` or `sdu`.
+    pub kind: String,
+    /// The system's answer (JSON), identifiers masked.
+    pub result: String,
+    /// When (ms).
+    pub done_at: i64,
+}
+
+impl Store {
+    /// Adds an operator; false if the name is taken (revoked names included: a name means one person).
+    pub async fn add_operator(&self, operator: &OperatorRow) -> Result<bool> {
+        console!(self, add_operator(operator))
+    }
+
+    /// Every operator, revoked ones included, by name.
+    pub async fn operators(&self) -> Result<Vec<OperatorRow>> {
+        console!(self, operators())
+    }
+
+    /// The operator, not revoked, whose token has this hash.
+    pub async fn operator_by_token(&self, token_hash: &str) -> Result<Option<OperatorRow>> {
+        console!(self, operator_by_token(token_hash))
+    }
+
+    /// Revokes an operator; false if there is no such operator or it was revoked already.
+    pub async fn revoke_operator(&self, name: &str, now: i64) -> Result<bool> {
+        console!(self, revoke_operator(name, now))
+    }
+
+    /// Records an operator action.
+    pub async fn record_action(&self, action: &ActionRow) -> Result<()> {
+        console!(self, record_action(action))
+    }
+
+    /// Sets a switch (a named value) and records the action that set it, in one transaction.
+    pub async fn set_switch(&self, name: &str, value: &str, action: &ActionRow) -> Result<()> {
+        console!(self, set_switch(name, value, action))
+    }
+
+    /// Operator actions with id below `before`, newest first.
+    pub async fn actions(&self, before: i64, limit: i64) -> Result<Vec<ActionRow>> {
+        console!(self, actions(before, limit))
+    }
+
+    /// Cases matching `filter`, in id order, at most `limit`.
+    pub async fn search_cases(&self, filter: &CaseFilter, limit: i64) -> Result<Vec<CaseRow>> {
+        console!(self, search_cases(filter, limit))
+    }
+
+    /// Cases renamed in `[from, until)` (ms) per local day, status and reason.
+    pub async fn funnel(&self, from: i64, until: i64, offset_ms: i64) -> Result<Vec<DayCount>> {
+        console!(self, funnel(from, until, offset_ms))
+    }
+
+    /// The outward writes done for a case, in order.
+    pub async fn outbox_of(&self, case_id: i64) -> Result<Vec<OutboxRow>> {
+        console!(self, outbox_of(case_id))
+    }
+}

@@ -12,3 +12,7 @@ pub(super) const CLAIM_SQL: &str = super::imp::claim_sql!(" FOR UPDATE SKIP LOCK
 #[allow(clippy::duplicate_mod)] // the same queries, compiled once per backend
 #[path = "queries.rs"]
 pub(super) mod queries;
+
+#[allow(clippy::duplicate_mod)] // the same queries, compiled once per backend
+#[path = "console_queries.rs"]
+pub(super) mod console_queries;

@@ -138,6 +138,14 @@ impl Console {
             .refresh_pause()
             .await
             .map_err(ApiError::internal)?;
+        if !paused {
+            let now = self.engine.clock.now();
+            self.engine
+                .store
+                .wake_offers(ms(now), ms(now + transition::PAUSED_RECHECK))
+                .await
+                .map_err(ApiError::internal)?;
+        }
         tracing::warn!(operator = %caller.name, paused, "outgoing SMS {}", if paused { "paused" } else { "resumed" });
         // Resumed: what waited goes at once (within the window), not at the next tick.
         self.wake.notify_one();

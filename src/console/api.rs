@@ -40,7 +40,12 @@ pub fn router() -> Router<Arc<Console>> {
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", ApiDoc::openapi()))
 }
 
-/// The OpenAPI document.
+/// The OpenAPI document, as served at `/api/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The OpenAPI document's definition.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sdu operator console", description = "Cases, their history, the funnel, and the operators' actions (docs/CONSOLE.md). Every route needs `Authorization: Bearer <token>`; actions need the operator role."),

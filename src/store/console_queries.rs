@@ -146,3 +146,18 @@ pub async fn outbox_of(p: &Pool<Db>, case_id: i64) -> Result<Vec<OutboxRow>> {
     .fetch_all(p)
     .await?)
 }
+
+/// Brings forward to `now` the offers due in `(now, until]`: after a resume, the SMS the pause held go at
+/// once instead of at their next look. Safe for any case it touches: the core decides from the SMS
+/// actually sent, not from `due_at`, so a case woken early only looks again and goes back to waiting.
+pub async fn wake_offers(p: &Pool<Db>, now: i64, until: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE cases SET due_at = $1 WHERE status = 'open' AND stage IN ('queued', 'awaiting_reply') \
+         AND due_at > $1 AND due_at <= $2",
+    )
+    .bind(now)
+    .bind(until)
+    .execute(p)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -860,6 +860,11 @@ impl Store {
         console!(self, funnel(from, until, offset_ms))
     }
 
+    /// Brings forward to `now` the open offers due in `(now, until]` (ms), for a resume; how many.
+    pub async fn wake_offers(&self, now: i64, until: i64) -> Result<u64> {
+        console!(self, wake_offers(now, until))
+    }
+
     /// The outward writes done for a case, in order.
     pub async fn outbox_of(&self, case_id: i64) -> Result<Vec<OutboxRow>> {
         console!(self, outbox_of(case_id))

@@ -178,6 +178,17 @@ impl MockChild {
         .await;
     }
 
+    /// Replaces or adds one record of a system, as a scenario `update` event does (a registry's data
+    /// corrected).
+    pub async fn update(&self, system: &str, record: Value) {
+        self.send(
+            reqwest::Method::POST,
+            "/_control/update",
+            Some(json!({"system": system, "record": record})),
+        )
+        .await;
+    }
+
     /// Switches a fault on (`{"system", "mode", "rate", "delay_ms"}`).
     pub async fn set_fault(&self, fault: Value) {
         self.send(reqwest::Method::POST, "/_control/faults", Some(fault))

@@ -464,3 +464,134 @@ async fn a_synthetic_pass_prints_no_personal_data(database: String, dir: TempDir
     assert!(output.contains("offer SMS sent"), "no SMS sent");
     data.assert_absent_from("sdu run --mock synthetic (trace)", &output);
 }
+
+/// The console: every read of the API, over cases at every stage and outcome (offers, reminders, expiry,
+/// failures, a retry and a pause by an operator), and the daemon's own output at debug, hold no IIN, phone
+/// number or person's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_api_answers_and_the_daemon_logs_hold_no_personal_data() {
+    use chrono::{DateTime, Utc};
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let fixtures = [
+        "20-one-offer-per-phone-rename-order.yaml",
+        "27-invalid-data.yaml",
+    ];
+    let mut answers = String::new();
+    let mut logs = String::new();
+    for fixture in fixtures {
+        let db = procs::TestDb::sqlite("privacy-console");
+        let path = scenario_file(fixture);
+        let mock = procs::MockChild::start(&["--fixture", path.to_str().unwrap()]).await;
+        let sdu = procs::Sdu {
+            database: db.url.clone(),
+            base_url: mock.url.clone(),
+            env: vec![
+                ("SDU_TICK".into(), "1s".into()),
+                ("SDU_API_LISTEN".into(), "127.0.0.1:0".into()),
+                ("SDU_LOG".into(), "debug".into()),
+            ],
+        };
+        // The first offers, a "1" from each head, the reminders and the expiry of the rest.
+        for now in [
+            "2026-11-02T10:00:00+05:00",
+            "2026-11-05T11:00:00+05:00",
+            "2026-11-08T12:00:00+05:00",
+        ] {
+            mock.set_clock(at(now)).await;
+            let (_, stdout, stderr) = sdu.output(at(now), &["run"]).await;
+            logs += &stdout;
+            logs += &stderr;
+            if now.starts_with("2026-11-02") {
+                for sms in mock.sent().await.iter().take(1) {
+                    mock.reply(&sms.to, "1").await;
+                }
+            }
+        }
+        let now = at("2026-11-08T12:00:00+05:00");
+        let (_, token, _) = sdu
+            .output(now, &["operator", "add", "aida", "--role", "operator"])
+            .await;
+        let token = token.trim().to_owned();
+        let daemon = procs::Daemon::start(&sdu, now).await;
+        let client = reqwest::Client::new();
+        let get = |path: String| {
+            let (client, token, base) = (client.clone(), token.clone(), daemon.api.clone());
+            async move {
+                let response = client
+                    .get(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("the API answers");
+                assert!(
+                    response.status().is_success(),
+                    "GET {path}: {}",
+                    response.status()
+                );
+                let body: Value = response.json().await.expect("JSON");
+                // One value per line, as a person would page through it.
+                serde_json::to_string_pretty(&body).unwrap()
+            }
+        };
+        let post = |path: String, reason: &str| {
+            let (client, token, base) = (client.clone(), token.clone(), daemon.api.clone());
+            let reason = reason.to_owned();
+            async move {
+                let response = client
+                    .post(format!("{base}{path}"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({"reason": reason}))
+                    .send()
+                    .await
+                    .expect("the API answers");
+                response.text().await.unwrap_or_default()
+            }
+        };
+        let store = db.open().await;
+        let cases = procs::all_cases(&store).await;
+        assert!(
+            cases.iter().any(|c| c.head_iin.is_some()),
+            "{fixture}: heads read"
+        );
+        if let Some(failed) = cases.iter().find(|c| c.status == "failed") {
+            answers += &post(format!("/api/cases/{}/retry", failed.id), "data corrected").await;
+        }
+        if let Some(open) = cases.iter().find(|c| c.status == "open") {
+            answers += &post(format!("/api/cases/{}/end", open.id), "by hand").await;
+        }
+        answers += &post("/api/sms/pause".into(), "storm").await;
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        for path in [
+            "/api/cases?limit=500".to_owned(),
+            "/api/queue".into(),
+            "/api/attention".into(),
+            "/api/funnel?from=2026-10-01&to=2026-11-30".into(),
+            "/api/summary".into(),
+            "/api/sms/pause".into(),
+            "/api/actions".into(),
+        ] {
+            answers += &get(path).await;
+        }
+        for case in &cases {
+            answers += &get(format!("/api/cases/{}", case.id)).await;
+            if adapters::Bin::parse(&case.bin).is_ok() {
+                answers += &get(format!("/api/dry-run/{}", case.bin)).await;
+            }
+        }
+        let (_, output) = daemon.terminate(std::time::Duration::from_secs(10)).await;
+        logs += &output;
+        mock.stop().await;
+        db.remove().await;
+    }
+    assert!(
+        answers.contains("+7******"),
+        "masked numbers are shown: {answers}"
+    );
+    assert!(
+        answers.contains("operator_action"),
+        "the actions are in the timelines"
+    );
+    let data = of_scenarios(&fixtures);
+    data.assert_absent_from("the console's API answers", &answers);
+    data.assert_absent_from("the daemon's output at debug", &logs);
+}

@@ -66,6 +66,11 @@ pub struct Config {
     pub min_respondents: usize,
     /// Research extract: the least number of lines sharing each combination of quasi-identifiers.
     pub extract_k: usize,
+    /// The daemon publishes each month's release (`sdu publish`) into `DIR/YYYY-MM/` once the month is
+    /// over, and serves it at `/api/releases`; unset (the default), it publishes nothing by itself.
+    pub publish_dir: Option<std::path::PathBuf>,
+    /// Cron expression (with seconds) of the monthly publication, in `timezone` (06:00 on the 1st).
+    pub publish_cron: String,
     /// Legal-entity registry overrides.
     pub legal_entities: SystemSettings,
     /// e-license overrides.
@@ -198,6 +203,8 @@ impl Default for Config {
             database_retry_for: Duration::from_secs(60),
             min_respondents: 2,
             extract_k: 5,
+            publish_dir: None,
+            publish_cron: "0 0 6 1 * *".into(),
             legal_entities: SystemSettings::default(),
             e_license: SystemSettings::default(),
             individuals: SystemSettings::default(),
@@ -323,6 +330,7 @@ impl Config {
     fn check(&self) -> Result<()> {
         self.tz()?;
         self.cron()?;
+        self.publish_schedule()?;
         if self.tick < Duration::from_secs(1) {
             bail!("tick must be at least 1s");
         }
@@ -362,6 +370,13 @@ impl Config {
         self.ingest_cron
             .parse()
             .map_err(|e| anyhow::anyhow!("ingest_cron `{}`: {e}", self.ingest_cron))
+    }
+
+    /// The parsed monthly publication schedule.
+    pub fn publish_schedule(&self) -> Result<croner::Cron> {
+        self.publish_cron
+            .parse()
+            .map_err(|e| anyhow::anyhow!("publish_cron `{}`: {e}", self.publish_cron))
     }
 
     /// How the case store waits for its database.

@@ -89,7 +89,12 @@ fn sdu_for(db: &TestDb, mock: &MockChild) -> Sdu {
 async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() {
     let db = TestDb::sqlite("console-roles");
     let mock = MockChild::start(&["--fixture", FIXTURE]).await;
-    let sdu = sdu_for(&db, &mock);
+    let mut sdu = sdu_for(&db, &mock);
+    // The daemon publishes the month before its start (October) there, for the release routes.
+    let releases =
+        std::env::temp_dir().join(format!("sdu-releases-{}", uuid::Uuid::new_v4().simple()));
+    sdu.env
+        .push(("SDU_PUBLISH_DIR".into(), releases.display().to_string()));
     let now = at("2026-11-02T09:30:00+05:00");
     mock.set_clock(now).await;
     let (status, stdout, stderr) = sdu.output(now, &["run"]).await;
@@ -100,6 +105,11 @@ async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() 
     let (status, _, _) = sdu.output(now, &["operator", "revoke", "gone"]).await;
     assert!(status.success());
     let daemon = Daemon::start(&sdu, now).await;
+    let package = releases.join("2026-10").join("datapackage.json");
+    assert!(
+        eventually(Duration::from_secs(60), || async { package.exists() }).await,
+        "the daemon publishes the month that ended before its start"
+    );
 
     let store = db.open().await;
     let case_id = procs::all_cases(&store).await[0].id.to_string();
@@ -110,7 +120,9 @@ async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() 
     for (template, item) in paths {
         let path = template
             .replace("{id}", &case_id)
-            .replace("{bin}", "060840892041");
+            .replace("{bin}", "060840892041")
+            .replace("{period}", "2026-10")
+            .replace("{file}", "datapackage.json");
         for (method, _) in item.as_object().expect("a path item") {
             let method: Method = method.to_uppercase().parse().expect("an HTTP method");
             let body = (method == Method::POST).then(|| json!({"reason": "role check"}));
@@ -160,6 +172,9 @@ async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() 
         "POST /api/sms/pause",
         "POST /api/sms/resume",
         "GET /api/actions",
+        "GET /api/releases",
+        "GET /api/releases/{period}",
+        "GET /api/releases/{period}/{file}",
     ] {
         assert!(
             checked.iter().any(|c| c == route),
@@ -171,7 +186,44 @@ async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() 
     assert_eq!(pause["paused"], false);
     let (_, actions) = call(&daemon, Method::GET, "/api/actions", Some(&viewer), None).await;
     assert_eq!(actions, json!([]));
+    // The release is served as published.
+    let (status, files) = call(
+        &daemon,
+        Method::GET,
+        "/api/releases/2026-10",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        files
+            .as_array()
+            .is_some_and(|f| f.iter().any(|n| n == "datapackage.json")),
+        "{files}"
+    );
+    let (status, datapackage) = call(
+        &daemon,
+        Method::GET,
+        "/api/releases/2026-10/datapackage.json",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let on_disk: Value = serde_json::from_str(&std::fs::read_to_string(&package).unwrap()).unwrap();
+    assert_eq!(datapackage, on_disk);
+    let (status, _) = call(
+        &daemon,
+        Method::GET,
+        "/api/releases/2026-10/..%2Fsecret",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
     let (_, _) = daemon.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(&releases);
     mock.stop().await;
     db.remove().await;
 }

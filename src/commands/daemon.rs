@@ -33,6 +33,24 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     })
     .context("ingest_cron")?;
     scheduler.add(job).await?;
+    // The monthly release (docs/DATA-PRODUCT.md), when a folder is configured for it.
+    let monthly = Arc::new(Notify::new());
+    if engine.config.publish_dir.is_some() {
+        engine.config.publish_schedule()?;
+        let notify = monthly.clone();
+        let job = Job::new_async_tz(
+            engine.config.publish_cron.as_str(),
+            tz,
+            move |_id, _lock| {
+                let notify = notify.clone();
+                Box::pin(async move { notify.notify_one() })
+            },
+        )
+        .context("publish_cron")?;
+        scheduler.add(job).await?;
+        // A month that ended while the daemon was down is published at its start.
+        monthly.notify_one();
+    }
     scheduler.start().await?;
 
     let console = Arc::new(crate::console::Console::new(
@@ -70,6 +88,10 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
             _ = nightly.notified() => {}
+            _ = monthly.notified() => {
+                publish_month(&engine).await;
+                continue;
+            }
             _ = liveness.tick() => match engine.take_over_dead_claims(true).await {
                 Ok(0) => continue,
                 Ok(_) => {}
@@ -92,6 +114,26 @@ pub async fn run(engine: Arc<Engine>) -> Result<()> {
     scheduler.shutdown().await.ok();
     println!("sdu daemon: stopped");
     Ok(())
+}
+
+/// Publishes last month's release into `publish_dir` unless it is there; a failure is logged and retried
+/// at the next start or schedule.
+async fn publish_month(engine: &Engine) {
+    let Some(dir) = &engine.config.publish_dir else {
+        return;
+    };
+    match crate::publish::schedule::publish_due(
+        &engine.store,
+        &engine.config,
+        dir,
+        engine.clock.now(),
+    )
+    .await
+    {
+        Ok(Some(period)) => info!("published the release of {period} into {}", dir.display()),
+        Ok(None) => {}
+        Err(e) => warn!("publishing last month's release failed: {e:#}"),
+    }
 }
 
 /// SIGINT and SIGTERM, registered when created (not when first awaited). Public for `sdu-bench`, which

@@ -37,6 +37,9 @@ pub fn router() -> Router<Arc<Console>> {
         .route("/api/sms/pause", get(sms_pause).post(pause_sms))
         .route("/api/sms/resume", post(resume_sms))
         .route("/api/actions", get(actions))
+        .route("/api/releases", get(releases))
+        .route("/api/releases/{period}", get(release))
+        .route("/api/releases/{period}/{file}", get(release_file))
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", ApiDoc::openapi()))
 }
 
@@ -49,7 +52,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sdu operator console", description = "Cases, their history, the funnel, and the operators' actions (docs/CONSOLE.md). Every route needs `Authorization: Bearer <token>`; actions need the operator role."),
-    paths(list_cases, case_detail, retry_case, end_case, queue, attention, funnel, summary, dry_run, sms_pause, pause_sms, resume_sms, actions),
+    paths(list_cases, case_detail, retry_case, end_case, queue, attention, funnel, summary, dry_run, sms_pause, pause_sms, resume_sms, actions, releases, release, release_file),
     components(schemas(ActionRequest, SmsPause, ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -399,4 +402,64 @@ async fn actions(
             .recent_actions(q.limit.unwrap_or(DEFAULT_PAGE))
             .await?,
     ))
+}
+
+fn publish_dir(console: &Console) -> Result<&std::path::Path, ApiError> {
+    console
+        .engine
+        .config
+        .publish_dir
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("no releases: `publish_dir` is not configured"))
+}
+
+/// The monthly releases of the outcome statistics the daemon published (`publish_dir`), newest first.
+#[utoipa::path(get, path = "/api/releases", responses(
+    (status = 200, description = "Months released", body = Vec<String>),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "Publishing is not configured", body = ErrorBody)))]
+async fn releases(
+    _caller: Caller,
+    State(console): State<Arc<Console>>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let dir = publish_dir(&console)?;
+    Ok(Json(
+        crate::publish::schedule::releases(dir).map_err(ApiError::internal)?,
+    ))
+}
+
+/// The files of one month's release.
+#[utoipa::path(get, path = "/api/releases/{period}", params(("period" = String, Path, description = "YYYY-MM")), responses(
+    (status = 200, description = "File names", body = Vec<String>),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "No such release", body = ErrorBody)))]
+async fn release(
+    _caller: Caller,
+    State(console): State<Arc<Console>>,
+    Path(period): Path<String>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let dir = publish_dir(&console)?;
+    crate::publish::schedule::release_files(dir, &period)
+        .map_err(ApiError::internal)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such release"))
+}
+
+/// One file of a release (CSV tables, metadata, `datapackage.json`).
+#[utoipa::path(get, path = "/api/releases/{period}/{file}", params(
+    ("period" = String, Path, description = "YYYY-MM"), ("file" = String, Path, description = "A file name of the release")), responses(
+    (status = 200, description = "The file", content_type = "text/csv", body = String),
+    (status = 401, description = "No valid token", body = ErrorBody),
+    (status = 404, description = "No such file", body = ErrorBody)))]
+async fn release_file(
+    _caller: Caller,
+    State(console): State<Arc<Console>>,
+    Path((period, file)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let dir = publish_dir(&console)?;
+    let (media, body) = crate::publish::schedule::release_file(dir, &period, &file)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("no such file in the release"))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, media)], body).into_response())
 }

@@ -8,6 +8,7 @@
 
 pub mod extract;
 pub mod meta;
+pub mod schedule;
 pub mod sql;
 pub mod suppress;
 pub mod tables;

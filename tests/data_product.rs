@@ -13,8 +13,10 @@ use sdu::publish::{self, Control, Period, suppress, tables};
 use sdu::store::Store;
 use sqlx::Executor as _;
 
+mod procs;
+
 // ---------------------------------------------------------------------------------------------------------
-// Harness (as in store_story.rs)
+// Harness
 // ---------------------------------------------------------------------------------------------------------
 
 struct TempDir(PathBuf);
@@ -39,43 +41,28 @@ impl Drop for TempDir {
     }
 }
 
+/// A fresh case store on one backend (the shared harness of `tests/procs`).
 struct Db {
     store: Store,
-    dir: Option<TempDir>,
-    pg: Option<(sqlx::PgPool, String)>,
+    db: procs::TestDb,
 }
 
 impl Db {
     async fn sqlite() -> Self {
-        let dir = TempDir::new();
-        let url = format!("sqlite://{}", dir.path().join("cases.db").display());
-        let store = Store::open(&url).await.expect("open the SQLite store");
+        let db = procs::TestDb::sqlite("data-product");
         Self {
-            store,
-            dir: Some(dir),
-            pg: None,
+            store: db.open().await,
+            db,
         }
     }
 
+    /// `None` when no PostgreSQL server is named (a failure instead under CI).
     async fn postgres() -> Option<Self> {
-        let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-            println!("skipped: SDU_TEST_POSTGRES not set");
-            return None;
-        };
-        let admin = sqlx::PgPool::connect(&server)
-            .await
-            .expect("reachable PostgreSQL");
-        let name = format!("sdu_data_product_{}", uuid::Uuid::new_v4().simple());
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create a fresh database");
-        let url = sdu::scenario::replace_database(&server, &name);
-        let store = Store::open(&url).await.expect("open the PostgreSQL store");
+        let server = procs::postgres_server()?;
+        let db = procs::TestDb::postgres(&server, "data_product").await;
         Some(Self {
-            store,
-            dir: None,
-            pg: Some((admin, name)),
+            store: db.open().await,
+            db,
         })
     }
 
@@ -84,14 +71,7 @@ impl Db {
             Store::Sqlite(pool) => pool.close().await,
             Store::Postgres(pool) => pool.close().await,
         }
-        if let Some((admin, name)) = self.pg {
-            let _ = admin
-                .execute(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .await;
-        }
-        drop(self.dir);
+        self.db.remove().await;
     }
 }
 

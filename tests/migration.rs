@@ -3,6 +3,8 @@
 //! a stage the product does not know is made explicit, so that the engine ends that case instead of
 //! looping on it. On SQLite, and on PostgreSQL when `SDU_TEST_POSTGRES` names a server.
 
+mod procs;
+
 use std::path::{Path, PathBuf};
 
 use sdu::case::{Stage, Status};
@@ -117,35 +119,18 @@ async fn the_old_schemas_open_cases_carry_on(url: &str, backend: &str) {
 
 #[tokio::test]
 async fn sqlite_the_old_schemas_open_cases_carry_on() {
-    let dir = std::env::temp_dir().join(format!("sdu-migration-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.join("old.db").display());
-    the_old_schemas_open_cases_carry_on(&url, "sqlite").await;
-    std::fs::remove_dir_all(dir).ok();
+    let db = procs::TestDb::sqlite("migration");
+    // The old schema is created by a raw pool, which must be told to create the file.
+    the_old_schemas_open_cases_carry_on(&format!("{}?mode=rwc", db.url), "sqlite").await;
+    db.remove().await;
 }
 
 #[tokio::test]
 async fn postgres_the_old_schemas_open_cases_carry_on() {
-    let Ok(server) = std::env::var("SDU_TEST_POSTGRES") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but SDU_TEST_POSTGRES is not: the PostgreSQL tests must run"
-        );
-        println!("skipped: SDU_TEST_POSTGRES not set");
+    let Some(server) = procs::postgres_server() else {
         return;
     };
-    let admin = sqlx::PgPool::connect(&server).await.unwrap();
-    let name = format!("sdu_migration_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let url = sdu::scenario::replace_database(&server, &name);
-    the_old_schemas_open_cases_carry_on(&url, "postgres").await;
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .await
-        .ok();
+    let db = procs::TestDb::postgres(&server, "migration").await;
+    the_old_schemas_open_cases_carry_on(&db.url, "postgres").await;
+    db.remove().await;
 }

@@ -141,6 +141,11 @@ impl<S: CaseStore> Engine<S> {
                         } else {
                             ReplyStatus::NoOffer
                         };
+                        crate::telemetry::reply_unmatched(if status == ReplyStatus::Invalid {
+                            "invalid"
+                        } else {
+                            "no_offer"
+                        });
                         debug!(reply = reply.id, ?status, "reply recorded, changes nothing");
                         self.store
                             .resolve_reply(reply.id, status, None, now)

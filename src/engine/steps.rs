@@ -164,7 +164,9 @@ impl<S: CaseStore> Engine<S> {
         rechecked: bool,
     ) -> Result<Step, StepError> {
         let settings = &self.settings;
-        match transition::on_due(case, now, settings, rechecked) {
+        let due = transition::on_due(case, now, settings, rechecked);
+        let _timer = crate::telemetry::StepTimer::start(&due);
+        match due {
             Due::Decided(t) => Ok((*t, None)),
             Due::Check => {
                 let bin = bin_of(case)?;
@@ -203,6 +205,7 @@ impl<S: CaseStore> Engine<S> {
                     .sms
                     .send(&case.key_of(&write), phone, settings.offer_text())
                     .await?;
+                crate::telemetry::sms_sent(settings.offer_text());
                 info!(case = case.id, attempt, to = %phone.masked(), "offer SMS sent");
                 let t = transition::on_send_accepted(
                     case,

@@ -146,7 +146,14 @@ impl<S: CaseStore> Engine<S> {
                         } else {
                             "no_offer"
                         });
-                        debug!(reply = reply.id, ?status, "reply recorded, changes nothing");
+                        // The number as a tag: the same as the tag of the offer's number, if any.
+                        let phone = reply.phone.as_deref().map(crate::privacy::tag);
+                        debug!(
+                            reply = reply.id,
+                            ?status,
+                            phone,
+                            "reply recorded, changes nothing"
+                        );
                         self.store
                             .resolve_reply(reply.id, status, None, now)
                             .await?;

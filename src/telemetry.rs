@@ -150,19 +150,22 @@ pub async fn render<S: CaseStore>(engine: &Engine<S>) -> Result<String> {
 fn refresh_cases(summary: &std::collections::BTreeMap<String, i64>) {
     static SHOWN: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
     let mut shown = SHOWN.lock().expect("not poisoned");
-    let now: BTreeSet<(String, String)> = summary
-        .keys()
-        .map(|key| match key.split_once('/') {
-            Some((status, detail)) => (status.to_owned(), detail.to_owned()),
-            None => (key.clone(), String::new()),
+    let labelled: Vec<((String, String), i64)> = summary
+        .iter()
+        .map(|(key, count)| {
+            let labels = match key.split_once('/') {
+                Some((status, detail)) => (status.to_owned(), detail.to_owned()),
+                None => (key.clone(), String::new()),
+            };
+            (labels, *count)
         })
         .collect();
+    let now: BTreeSet<(String, String)> = labelled.iter().map(|(l, _)| l.clone()).collect();
     for (status, detail) in shown.difference(&now) {
         gauge!("sdu_cases", "status" => status.clone(), "detail" => detail.clone()).set(0.0);
     }
-    for ((status, detail), count) in now.iter().zip(summary.values()) {
-        gauge!("sdu_cases", "status" => status.clone(), "detail" => detail.clone())
-            .set(*count as f64);
+    for ((status, detail), count) in labelled {
+        gauge!("sdu_cases", "status" => status, "detail" => detail).set(count as f64);
     }
     shown.extend(now);
 }

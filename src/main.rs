@@ -322,6 +322,8 @@ async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon { mock } => {
+            // Before the first pass, so that the counters hold everything the daemon did by its first scrape.
+            sdu::telemetry::install();
             let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
             let store = open_store(&config).await?;
             let systems = Systems::http(&config, |_| {})?;

@@ -55,3 +55,10 @@ impl Clock for ManualClock {
         *self.0.lock().expect("clock lock")
     }
 }
+
+/// The monotonic clock, for durations only (step latency in [`crate::telemetry`]): never simulated, since a
+/// latency is a property of this process, not of business time.
+#[allow(clippy::disallowed_methods)] // the one sanctioned reading of the monotonic clock
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}

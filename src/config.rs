@@ -71,6 +71,13 @@ pub struct Config {
     pub publish_dir: Option<std::path::PathBuf>,
     /// Cron expression (with seconds) of the monthly publication, in `timezone` (06:00 on the 1st).
     pub publish_cron: String,
+    /// Log lines on stderr: `text` for people, `json` (one object a line) for a log collector.
+    pub log_format: LogFormat,
+    /// Secret key of the tags that stand for a person's IIN or phone number in log lines
+    /// ([`crate::privacy::tag`]): the same key gives the same tag, so one person can be followed across
+    /// lines, runs and workers. Unset, each process draws a random key, and tags correlate within one
+    /// process only.
+    pub log_hash_key: Option<HashKey>,
     /// Legal-entity registry overrides.
     pub legal_entities: SystemSettings,
     /// e-license overrides.
@@ -110,6 +117,28 @@ pub struct SystemSettings {
     /// First back-off between attempts.
     #[serde(default, with = "opt_duration_text")]
     pub retry_backoff: Option<Duration>,
+}
+
+/// Format of the log lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A secret: its value is never printed by `Debug` (the configuration may be logged or shown in errors).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct HashKey(pub String);
+
+impl std::fmt::Debug for HashKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashKey(***)")
+    }
 }
 
 /// Language of the offer SMS.
@@ -205,6 +234,8 @@ impl Default for Config {
             extract_k: 5,
             publish_dir: None,
             publish_cron: "0 0 6 1 * *".into(),
+            log_format: LogFormat::Text,
+            log_hash_key: None,
             legal_entities: SystemSettings::default(),
             e_license: SystemSettings::default(),
             individuals: SystemSettings::default(),
@@ -348,6 +379,10 @@ impl Config {
         }
         if let Some(problem) = self.service.problem() {
             bail!("{problem}");
+        }
+        if self.log_hash_key.as_ref().is_some_and(|k| k.0.len() < 16) {
+            // A short key can be found by trying keys against a tag of a known IIN.
+            bail!("log_hash_key must be at least 16 characters");
         }
         if self.service.text(self.sms_language.code()).is_none() {
             bail!(
@@ -494,6 +529,34 @@ mod tests {
         assert_eq!(e.rate_limit_per_sec, Some(10));
         assert_eq!(c.http_settings("sms").base_url, "http://127.0.0.1:8080/sms");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_log_format_and_hash_key_are_settings_and_the_key_is_never_printed() {
+        let c = Config::load(None, []).unwrap();
+        assert_eq!(
+            (c.log_format, c.log_hash_key.clone()),
+            (LogFormat::Text, None)
+        );
+        let env = [
+            ("SDU_LOG_FORMAT".to_string(), "json".to_string()),
+            (
+                "SDU_LOG_HASH_KEY".to_string(),
+                "a secret of the operators".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(
+            c.log_hash_key,
+            Some(HashKey("a secret of the operators".into()))
+        );
+        assert!(!format!("{c:?}").contains("a secret"));
+        // Through a scenario's overrides (a round trip through TOML) the key stays.
+        let again = c.apply_overrides(&BTreeMap::new()).unwrap();
+        assert_eq!(again.log_hash_key, c.log_hash_key);
+        assert!(Config::from_toml_str("log_hash_key = \"short\"").is_err());
+        assert!(Config::from_toml_str("log_format = \"xml\"").is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod privacy;
 pub mod publish;
 pub mod sms;
 pub mod store;
+pub mod telemetry;
 
 #[cfg(feature = "mock")]
 pub use commands::scenario;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use sdu::clock::{Clock, ManualClock};
-use sdu::config::Config;
+use sdu::config::{Config, LogFormat};
 use sdu::engine::{Engine, Systems};
 use sdu::store::Store;
 
@@ -135,7 +135,17 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_tracing();
+    // The configuration first: the log format and the key of the log tags are settings. Its errors are
+    // printed as every other error is, without the subscriber.
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sdu: {}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    init_tags(&config, matches!(cli.command, Command::Daemon { .. }));
     // One thread for the engine, the HTTP clients' connections and the API: each upstream call then stays
     // on that thread instead of crossing to a worker and back (25 % less CPU in `sdu-bench`, see
     // docs/BENCHMARKS.md); SQLite runs on sqlx's own threads either way.
@@ -149,7 +159,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sdu: {}", one_line(&e));
@@ -171,7 +181,9 @@ fn one_line(e: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
-fn init_tracing() {
+/// The log subscriber: `SDU_LOG`'s filter (the HTTP stack held at `warn`, [`log_directives`]), lines on
+/// stderr in the configured `log_format`.
+fn init_tracing(config: &Config) {
     let filter = std::env::var("SDU_LOG")
         .ok()
         .filter(|spec| !spec.trim().is_empty())
@@ -179,12 +191,31 @@ fn init_tracing() {
         .unwrap_or_else(|| {
             tracing_subscriber::EnvFilter::new("warn,tokio_cron_scheduler=warn,sqlx=warn")
         });
-    let _ = tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match config.log_format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => fmt.json().try_init(),
+    };
+}
+
+/// The key of the tags that stand for people in log lines. Without `log_hash_key` the key is drawn for
+/// this process: said as a warning where logs are collected and compared across runs (JSON lines, the
+/// daemon), and at `info` for a one-off command, whose stderr a person reads.
+fn init_tags(config: &Config, daemon: bool) {
+    let key = config.log_hash_key.as_ref().map(|k| k.0.as_str());
+    sdu::privacy::set_tag_key(key);
+    if key.is_none() {
+        const UNSET: &str = "log_hash_key is not set: the person tags of this process's log lines are keyed \
+                             at random and will not match those of other runs or workers";
+        if daemon || config.log_format == LogFormat::Json {
+            tracing::warn!("{UNSET}");
+        } else {
+            tracing::info!("{UNSET}");
+        }
+    }
 }
 
 /// The HTTP stack's own logs: at debug and trace they describe connections, and some of their lines (a
@@ -279,8 +310,7 @@ async fn start_mock(
 const NO_MOCK: &str = "{what} needs the bundled mock registries, and this build of sdu has none (built \
                        without the `mock` cargo feature; rebuild with default features)";
 
-async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let mut config = load_config(&cli)?;
+async fn dispatch(cli: Cli, mut config: Config) -> Result<ExitCode> {
     let clock = clock(&cli)?;
     match &cli.command {
         Command::Migrate => {
@@ -320,6 +350,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Daemon { mock } => {
+            // Before the first pass, so that the counters hold everything the daemon did by its first scrape.
+            sdu::telemetry::install();
             let _mock = start_mock(mock.as_deref(), &mut config, clock.now()).await?;
             let store = open_store(&config).await?;
             let systems = Systems::http(&config, |_| {})?;

@@ -181,6 +181,30 @@ async fn every_route_refuses_no_token_a_wrong_token_and_a_viewer_on_an_action() 
             "{route} checked: {checked:?}"
         );
     }
+    // The two routes outside the document: `/metrics` needs a token like the API, `/health` does not.
+    for (who, token) in [("no token", None), ("a wrong token", Some("sdu_0000"))] {
+        let (status, _) = call(&daemon, Method::GET, "/metrics", token, None).await;
+        assert_eq!(status, 401, "/metrics with {who}");
+    }
+    let scrape = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.api))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(scrape.status().as_u16(), 200);
+    let text = scrape.text().await.expect("text");
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("the Prometheus text format");
+    let paused = parsed
+        .samples
+        .iter()
+        .find(|s| s.metric == "sdu_sms_paused")
+        .expect("the pause switch is a metric");
+    assert!(matches!(paused.value, prometheus_parse::Value::Gauge(v) if v == 0.0));
+    let (status, _) = call(&daemon, Method::GET, "/health", None, None).await;
+    assert_eq!(status, 200);
+
     // Nothing a viewer tried changed anything.
     let (_, pause) = call(&daemon, Method::GET, "/api/sms/pause", Some(&viewer), None).await;
     assert_eq!(pause["paused"], false);
@@ -475,6 +499,19 @@ async fn pause_story(db: TestDb) {
     .await;
     assert_eq!(pause["paused"], true);
     assert_eq!(pause["by"], "aida");
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.api))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .expect("the API answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "sdu_sms_paused 1"),
+        "{metrics}"
+    );
 
     // Resumed: what waited goes at once (09:30 is inside the window).
     let (status, _) = call(

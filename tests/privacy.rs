@@ -296,6 +296,88 @@ fn a_scenario_run_at_debug_prints_no_personal_data() {
     of_scenarios(&SCENARIOS).assert_absent_from("sdu scenario run (debug)", &output);
 }
 
+/// The tag `sdu` logs for an identifier: HMAC-SHA256 under the key, its first 16 hex characters, computed
+/// here from the definition rather than by `sdu::privacy::tag`.
+fn expected_tag(key: &str, value: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(value.as_bytes());
+    hex::encode(mac.finalize().into_bytes())[..16].to_owned()
+}
+
+#[test]
+fn json_logs_at_debug_follow_a_person_by_tag_and_print_no_personal_data() {
+    const KEY: &str = "the operators' log key of the privacy test";
+    let dir = TempDir::new("json");
+    let files: Vec<String> = SCENARIOS
+        .iter()
+        .map(|f| scenario_file(f).display().to_string())
+        .collect();
+    let output = Command::new(SDU)
+        .args(["scenario", "run"])
+        .args(&files)
+        .current_dir(&dir.0)
+        .env_clear()
+        .env("SDU_LOG", "debug")
+        .env("SDU_LOG_FORMAT", "json")
+        .env("SDU_LOG_HASH_KEY", KEY)
+        .output()
+        .expect("run the sdu binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let verdicts = stdout
+        .lines()
+        .filter(|l| l.starts_with("PASS ") || l.starts_with("FAIL "))
+        .count();
+    assert_eq!(verdicts, SCENARIOS.len(), "{stdout}");
+
+    // Every line of stderr is one JSON object.
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line)
+                .ok()
+                .filter(Value::is_object)
+                .unwrap_or_else(|| panic!("not a JSON object: {line}"))
+        })
+        .collect();
+    assert!(
+        lines.len() > 100,
+        "debug lines expected, got {}",
+        lines.len()
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["db.statement"].is_string()),
+        "sqlx's statements are logged at debug"
+    );
+    let data = of_scenarios(&SCENARIOS);
+    data.assert_absent_from("sdu scenario run (json, debug)", &stderr);
+    data.assert_absent_from("sdu scenario run (stdout)", &stdout);
+
+    // The head of scenario 01 is followed across lines by the tag of its IIN, as the `case` span's
+    // `person`; its number, in the offer's line, by the tag of its E.164 form.
+    let person = expected_tag(KEY, "580403372196");
+    let in_case_span = |line: &Value| {
+        line["spans"]
+            .as_array()
+            .is_some_and(|spans| spans.iter().any(|s| s["person"] == person.as_str()))
+    };
+    let followed = lines.iter().filter(|l| in_case_span(l)).count();
+    assert!(
+        followed >= 2,
+        "the person's tag {person} on {followed} line(s)"
+    );
+    let phone = expected_tag(KEY, "+77011234567");
+    assert!(
+        lines.iter().any(|l| in_case_span(l)
+            && l["fields"]["message"] == "offer SMS sent"
+            && l["fields"]["phone"] == phone.as_str()),
+        "the offer's line names the number by its tag {phone}"
+    );
+}
+
 #[test]
 fn a_failed_scenario_shows_its_mismatched_numbers_masked() {
     let dir = TempDir::new("failing");

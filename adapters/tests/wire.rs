@@ -1230,3 +1230,119 @@ async fn a_bad_region_or_activity_is_invalid_data() {
         assert_invalid(client.organization(&bin()).await, expected);
     }
 }
+
+/// What an observer heard, in order.
+#[derive(Debug, Default)]
+struct Heard(std::sync::Mutex<Vec<String>>);
+
+impl adapters::http::CallObserver for Heard {
+    fn call_done(&self, system: &'static str, _elapsed: Duration, error: Option<&AdapterError>) {
+        let outcome = match error {
+            None => "ok",
+            Some(AdapterError::Absent { .. }) => "absent",
+            Some(_) => "error",
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{system} done {outcome}"));
+    }
+
+    fn attempt_failed(&self, system: &'static str, kind: adapters::http::FailureKind) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{system} failed {}", kind.as_str()));
+    }
+
+    fn rate_limited(&self, system: &'static str, waited: Duration) {
+        assert!(waited >= Duration::from_millis(1));
+        self.0.lock().unwrap().push(format!("{system} waited"));
+    }
+}
+
+#[tokio::test]
+async fn the_observer_hears_each_failed_attempt_by_kind_and_each_call_once() {
+    let server = MockServer::start().await;
+    // The first call fails four ways before its answer; the third is refused for good.
+    for answer in [
+        ResponseTemplate::new(503),
+        ResponseTemplate::new(429),
+        ok(person_json(IIN)).set_delay(Duration::from_millis(500)),
+        ResponseTemplate::new(200).set_body_raw("not json", "application/json"),
+        ok(person_json(IIN)),
+        ResponseTemplate::new(400),
+    ] {
+        Mock::given(method("GET"))
+            .and(path(format!("/individuals/persons/{IIN}")))
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("GET"))
+        .and(path(format!("/individuals/persons/{OTHER_IIN}")))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let heard = Arc::new(Heard::default());
+    let client = HttpIndividuals::new(HttpSettings {
+        timeout: Duration::from_millis(100),
+        // Twenty requests a second, a burst of two: the later attempts wait on the limiter.
+        rate_limit_per_sec: Some(20),
+        retry: RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(10),
+        },
+        observer: Some(heard.clone()),
+        ..settings(&server, "individuals")
+    })
+    .unwrap();
+
+    assert!(client.person(&iin()).await.unwrap().is_some());
+    assert!(
+        client
+            .person(&Iin::parse(OTHER_IIN).unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        client.person(&iin()).await,
+        Err(AdapterError::Permanent { status: 400, .. })
+    ));
+
+    let heard: Vec<String> = heard.0.lock().unwrap().clone();
+    let failures: Vec<&str> = heard
+        .iter()
+        .filter(|h| h.contains(" failed "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        failures,
+        [
+            "individuals failed server_error",
+            "individuals failed rate_limited",
+            "individuals failed timeout",
+            "individuals failed transient",
+            "individuals failed permanent",
+        ],
+        "{heard:?}"
+    );
+    let done: Vec<&str> = heard
+        .iter()
+        .filter(|h| h.contains(" done "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        done,
+        [
+            "individuals done ok",
+            "individuals done absent",
+            "individuals done error"
+        ],
+        "{heard:?}"
+    );
+    assert!(heard.iter().any(|h| h == "individuals waited"), "{heard:?}");
+}

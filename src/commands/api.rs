@@ -34,6 +34,33 @@ pub async fn serve(console: Arc<Console>, shutdown: CancellationToken) -> Result
 pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
         .merge(crate::console::api::router())
         .with_state(console)
+}
+
+/// Prometheus metrics in the text format (docs/OPERATIONS.md); any operator or viewer token (a scraper
+/// is given a viewer's).
+async fn metrics(
+    _caller: crate::console::auth::Caller,
+    axum::extract::State(console): axum::extract::State<Arc<Console>>,
+) -> Result<axum::response::Response, crate::console::ApiError> {
+    use axum::response::IntoResponse;
+    // The switch as stored now, so that a pause set by another worker shows here too.
+    console
+        .engine
+        .refresh_pause()
+        .await
+        .map_err(crate::console::ApiError::internal)?;
+    let text = crate::telemetry::render(&console.engine)
+        .await
+        .map_err(crate::console::ApiError::internal)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
 }

@@ -74,6 +74,8 @@ impl<S: CaseStore> Engine<S> {
                 "ingested renames"
             );
         }
+        // On the wall clock: the gauge is compared with the scraper's own time.
+        crate::telemetry::ingest_succeeded(self.wall.now());
         Ok(())
     }
 

@@ -49,6 +49,7 @@ impl<S: CaseStore> Engine<S> {
     pub async fn refresh_pause(&self) -> Result<bool> {
         let pause = self.sms_pause().await?;
         self.sms_paused.store(pause.paused, Ordering::Relaxed);
+        crate::telemetry::set_sms_paused(pause.paused);
         Ok(pause.paused)
     }
 

@@ -141,7 +141,19 @@ impl<S: CaseStore> Engine<S> {
                         } else {
                             ReplyStatus::NoOffer
                         };
-                        debug!(reply = reply.id, ?status, "reply recorded, changes nothing");
+                        crate::telemetry::reply_unmatched(if status == ReplyStatus::Invalid {
+                            "invalid"
+                        } else {
+                            "no_offer"
+                        });
+                        // The number as a tag: the same as the tag of the offer's number, if any.
+                        let phone = reply.phone.as_deref().map(crate::privacy::tag);
+                        debug!(
+                            reply = reply.id,
+                            ?status,
+                            phone,
+                            "reply recorded, changes nothing"
+                        );
                         self.store
                             .resolve_reply(reply.id, status, None, now)
                             .await?;

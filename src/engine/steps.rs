@@ -9,7 +9,7 @@ use adapters::{AdapterError, Bin, Iin, SduRecord};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use super::Engine;
 use super::drain::Saves;
@@ -45,8 +45,24 @@ fn recorded(write: &Write, case: &Case, result: serde_json::Value) -> Option<Out
 }
 
 impl<S: CaseStore> Engine<S> {
-    /// Advances one claimed case until it waits or ends.
-    pub(super) async fn advance(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
+    /// Advances one claimed case until it waits or ends, every log line of it in a `case` span that
+    /// carries its head's [`tag`](crate::privacy::tag) once the head is known (at `warn`, so that the lines
+    /// of the default filter carry it too).
+    pub(super) async fn advance(&self, row: CaseRow, saves: &Saves) -> Result<()> {
+        let span = tracing::warn_span!("case", person = tracing::field::Empty);
+        self.advance_in_span(row, saves).instrument(span).await
+    }
+
+    async fn advance_in_span(&self, mut row: CaseRow, saves: &Saves) -> Result<()> {
+        // Recorded once: a span's field recorded again is printed twice in text lines.
+        let mut tagged = false;
+        let mut tag_person = |case: &Case| {
+            if !tagged && let Some(head) = &case.head {
+                let tag = crate::privacy::tag(head.as_str());
+                tracing::Span::current().record("person", tracing::field::display(tag));
+                tagged = true;
+            }
+        };
         // Eligibility was checked by this call's consent step, just before the consent it recorded and the
         // re-issue that follows at once: the core then skips asking the registries the same question again.
         let mut rechecked = false;
@@ -65,6 +81,7 @@ impl<S: CaseStore> Engine<S> {
                     return Ok(());
                 }
                 Read::Case(case) => {
+                    tag_person(&case);
                     let step = match self.step(&row, &case, now, rechecked).await {
                         Ok(step) => step,
                         Err(StepError::Upstream(error)) => {
@@ -88,6 +105,7 @@ impl<S: CaseStore> Engine<S> {
             // of this batch is then queued before any of them takes a phone's offer slot, so that of two
             // organisations of one head the earlier rename gets the first offer even when the later one's
             // checks finish first (`take_offer_slot` orders queued cases, not cases still being checked).
+            tag_person(&transition.case);
             let goes_on = stage != Some(Stage::Checking) && transition.goes_on(now);
             rechecked = stage == Some(Stage::ConsentPending)
                 && transition.case.stage() == Some(Stage::Reissuing);
@@ -164,7 +182,9 @@ impl<S: CaseStore> Engine<S> {
         rechecked: bool,
     ) -> Result<Step, StepError> {
         let settings = &self.settings;
-        match transition::on_due(case, now, settings, rechecked, self.sending()) {
+        let due = transition::on_due(case, now, settings, rechecked, self.sending());
+        let _timer = crate::telemetry::StepTimer::start(&due);
+        match due {
             Due::Decided(t) => Ok((*t, None)),
             Due::Check => {
                 let bin = bin_of(case)?;
@@ -203,7 +223,8 @@ impl<S: CaseStore> Engine<S> {
                     .sms
                     .send(&case.key_of(&write), phone, settings.offer_text())
                     .await?;
-                info!(case = case.id, attempt, to = %phone.masked(), "offer SMS sent");
+                crate::telemetry::sms_sent(settings.offer_text());
+                info!(case = case.id, attempt, phone = %crate::privacy::tag(phone.as_str()), "offer SMS sent");
                 let t = transition::on_send_accepted(
                     case,
                     attempt,

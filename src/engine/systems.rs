@@ -39,10 +39,12 @@ pub struct Systems {
 }
 
 impl Systems {
-    /// HTTP clients built from the configuration; `tweak` may adjust every system's settings.
+    /// HTTP clients built from the configuration, reporting to the process's metrics
+    /// ([`crate::telemetry::observer`]); `tweak` may adjust every system's settings.
     pub fn http(config: &Config, tweak: impl Fn(&mut HttpSettings)) -> Result<Self> {
         let s = |name: &str| {
             let mut settings = config.http_settings(name);
+            settings.observer = Some(crate::telemetry::observer());
             tweak(&mut settings);
             settings
         };

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::limit::RateLimit;
-use super::{CallStats, HttpSettings};
+use super::{CallStats, FailureKind, HttpSettings};
 use crate::error::{AdapterError, AdapterResult};
 use crate::systems::IdempotencyKey;
 
@@ -41,14 +41,26 @@ struct Failure {
     error: AdapterError,
     /// A `Retry-After` the server asked for.
     retry_after: Option<Duration>,
+    /// What kind of failure, for the observer: finer than the error's variant where the client knows more
+    /// (a timeout, a refused connection, a 429, a 5xx).
+    kind: Option<FailureKind>,
 }
 
 impl From<AdapterError> for Failure {
     fn from(error: AdapterError) -> Self {
         Self {
+            kind: FailureKind::of(&error),
             error,
             retry_after: None,
         }
+    }
+}
+
+impl Failure {
+    /// The same failure, of a finer kind.
+    fn of_kind(mut self, kind: FailureKind) -> Self {
+        self.kind = Some(kind);
+        self
     }
 }
 
@@ -178,8 +190,11 @@ impl SystemClient {
         async {
             let started = crate::clock::now();
             let (result, attempts) = self.with_retries(&call).await;
-            self.stats
-                .record(started.elapsed(), attempts, result.as_ref().err());
+            let elapsed = started.elapsed();
+            self.stats.record(elapsed, attempts, result.as_ref().err());
+            if let Some(observer) = &self.settings.observer {
+                observer.call_done(self.system, elapsed, result.as_ref().err());
+            }
             result
         }
         .instrument(span)
@@ -195,6 +210,9 @@ impl SystemClient {
                 Ok(value) => return (Ok(value), attempt),
                 Err(failure) => failure,
             };
+            if let (Some(observer), Some(kind)) = (&self.settings.observer, failure.kind) {
+                observer.attempt_failed(self.system, kind);
+            }
             let op = call.op;
             if !failure.error.is_transient() {
                 tracing::debug!(op, attempt, error = %failure.error, "call failed");
@@ -256,7 +274,16 @@ impl SystemClient {
             .await
             .expect("the semaphore is never closed");
         if let Some(limiter) = &self.limiter {
+            let asked = crate::clock::now();
             limiter.until_ready().await;
+            // A request the limiter let through at once is no wait; below a millisecond is the cost of
+            // asking, not a hold-up (tokio's timer has millisecond granularity).
+            let waited = asked.elapsed();
+            if let Some(observer) = &self.settings.observer
+                && waited >= Duration::from_millis(1)
+            {
+                observer.rate_limited(self.system, waited);
+            }
         }
         tracing::debug!(op = call.op, "sending");
 
@@ -332,12 +359,12 @@ impl SystemClient {
             return Failure {
                 error: self.transient(detail),
                 retry_after,
+                kind: Some(FailureKind::RateLimited),
             };
         }
         if status.is_server_error() {
-            return self
-                .transient(format!("status {code} {}", reason(status)))
-                .into();
+            return Failure::from(self.transient(format!("status {code} {}", reason(status))))
+                .of_kind(FailureKind::ServerError);
         }
         // A permanent refusal: its message, if the body has one, helps the person who reads the case.
         let detail = match read_capped(response, ERROR_BODY_LIMIT).await {
@@ -389,17 +416,22 @@ impl SystemClient {
             }
             .into();
         }
-        let what = if error.is_timeout() {
-            format!("timed out after {:?}", self.settings.timeout)
+        let (what, kind) = if error.is_timeout() {
+            (
+                format!("timed out after {:?}", self.settings.timeout),
+                FailureKind::Timeout,
+            )
         } else if error.is_connect() {
-            "connection failed".to_owned()
+            ("connection failed".to_owned(), FailureKind::Connect)
         } else if error.is_body() || error.is_decode() {
-            "response body could not be read".to_owned()
+            (
+                "response body could not be read".to_owned(),
+                FailureKind::Transient,
+            )
         } else {
-            "request failed".to_owned()
+            ("request failed".to_owned(), FailureKind::Transient)
         };
-        self.transient(format!("{what}: {}", root_cause(&error)))
-            .into()
+        Failure::from(self.transient(format!("{what}: {}", root_cause(&error)))).of_kind(kind)
     }
 }
 

@@ -33,6 +33,9 @@
 //!   long digit run masked.
 //! - **Statistics.** Each call (all its attempts) is recorded in a lock-free [`CallStats`] that the client
 //!   exposes through `stats()`, for benchmarks and metrics.
+//! - **Observation.** A [`CallObserver`] in the settings hears of each call's latency and outcome, each
+//!   failed attempt with its [`FailureKind`], and each wait on the rate limiter: the orchestrator turns these
+//!   into its metrics without this crate depending on a metrics library.
 
 mod client;
 mod decode;
@@ -60,6 +63,78 @@ pub use mobile_base::HttpMobileBase;
 pub use sdu::HttpSdu;
 pub use sms::HttpSmsGateway;
 pub use stats::{CallStats, StatsSnapshot};
+
+/// Why one attempt failed, as finely as the client can tell: a label for metrics and the operator's view
+/// of failing systems (an `Absent` answer is not a failure and has no kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// No answer within [`HttpSettings::timeout`].
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// `429 Too Many Requests`.
+    RateLimited,
+    /// A `5xx` status.
+    ServerError,
+    /// Any other transient failure: a body that is not JSON, too large or cut short.
+    Transient,
+    /// A refusal for good: a `4xx` other than `404` and `429`, or a request that could not be built.
+    Permanent,
+    /// Well-formed JSON with wrong content.
+    InvalidData,
+}
+
+impl FailureKind {
+    /// The kind of an adapter error when nothing finer is known; `None` for `Absent`, which is an answer.
+    pub fn of(error: &crate::AdapterError) -> Option<Self> {
+        match error {
+            crate::AdapterError::Absent { .. } => None,
+            crate::AdapterError::Transient { .. } => Some(Self::Transient),
+            crate::AdapterError::Permanent { .. } => Some(Self::Permanent),
+            crate::AdapterError::InvalidData { .. } => Some(Self::InvalidData),
+        }
+    }
+
+    /// The label: `timeout`, `connect`, `rate_limited`, `server_error`, `transient`, `permanent`,
+    /// `invalid_data`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect => "connect",
+            Self::RateLimited => "rate_limited",
+            Self::ServerError => "server_error",
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+            Self::InvalidData => "invalid_data",
+        }
+    }
+}
+
+/// Hears what a client does, for metrics: called on the request's own task, so it must be quick. Every
+/// method has an empty default. Only the system's name and figures are passed, never a URL or a body,
+/// which hold personal data.
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// A call finished, all its attempts and backoffs included, after `elapsed`; `error` is what the
+    /// caller gets (`Absent` included: it is an answer, see [`FailureKind::of`]).
+    fn call_done(
+        &self,
+        system: &'static str,
+        elapsed: Duration,
+        error: Option<&crate::AdapterError>,
+    ) {
+        let _ = (system, elapsed, error);
+    }
+
+    /// One attempt of a call failed (a retried call reports each failed attempt).
+    fn attempt_failed(&self, system: &'static str, kind: FailureKind) {
+        let _ = (system, kind);
+    }
+
+    /// The rate limiter held a request back for `waited` before it could be sent.
+    fn rate_limited(&self, system: &'static str, waited: Duration) {
+        let _ = (system, waited);
+    }
+}
 
 /// How a client retries transient failures.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,11 +196,14 @@ pub struct HttpSettings {
     /// Where the client records its calls; `None` gives the client statistics of its own. Pass the same
     /// `Arc` to several clients to add their calls up.
     pub stats: Option<Arc<CallStats>>,
+    /// Who hears of each call, failed attempt and rate-limiter wait (the orchestrator's metrics); `None`
+    /// for nobody.
+    pub observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl Default for HttpSettings {
     /// `http://127.0.0.1:8080`, 10 s timeout, no rate limit, 16 requests in flight, the default
-    /// [`RetryPolicy`], 1 MiB bodies.
+    /// [`RetryPolicy`], 1 MiB bodies, no observer.
     fn default() -> Self {
         Self {
             base_url: "http://127.0.0.1:8080".to_owned(),
@@ -135,6 +213,7 @@ impl Default for HttpSettings {
             retry: RetryPolicy::default(),
             max_body_bytes: 1024 * 1024,
             stats: None,
+            observer: None,
         }
     }
 }

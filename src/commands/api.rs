@@ -35,5 +35,6 @@ pub fn router(console: Arc<Console>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .merge(crate::console::api::router())
+        .merge(crate::console::web::router())
         .with_state(console)
 }

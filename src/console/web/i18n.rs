@@ -554,6 +554,45 @@ mod tests {
             assert!(entry(&format!("reason.{r}")).is_some(), "reason {r}");
         }
         assert_eq!(STATUSES.len(), OUTCOMES.len() + 1);
+        // The history's kinds (src/case/transition.rs), the outbox's and the operators' actions.
+        let events = [
+            "ingested",
+            "checked",
+            "queued",
+            "sms_sent",
+            "reply",
+            "consent_recorded",
+            "permit_reissued",
+            "sdu_written",
+            "transient",
+            "operator_action",
+            "ended",
+        ];
+        for e in events {
+            assert!(entry(&format!("event.{e}")).is_some(), "event {e}");
+        }
+        for w in ["sms", "consent", "reissue", "sdu"] {
+            assert!(entry(&format!("write.{w}")).is_some(), "write {w}");
+        }
+        for a in ["retry", "end_by_hand", "pause_sms", "resume_sms"] {
+            assert!(entry(&format!("action.{a}")).is_some(), "action {a}");
+        }
+        let source = include_str!("../../case/transition.rs");
+        let used = source.matches("Event::new(").count();
+        assert!(
+            used >= 10,
+            "the history's kinds are still written by Event::new"
+        );
+        for piece in source.split("Event::new(").skip(1) {
+            let kind = piece.trim_start().trim_start_matches('"');
+            let kind = kind.split('"').next().unwrap_or("");
+            if kind.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !kind.is_empty() {
+                assert!(
+                    events.contains(&kind),
+                    "the history kind `{kind}` has no label"
+                );
+            }
+        }
     }
 
     #[test]

@@ -333,6 +333,42 @@ async fn sessions_csrf_and_roles(db: TestDb) {
     let (_, attention) = get(&w, "/attention", &session).await;
     assert!(attention.contains(BAD_BIN) && attention.contains(RETRIED_BIN));
     assert!(!attention.contains(QUEUED_BIN));
+    // Keyset pages: three cases a page, each page's link goes on after its last case, none repeated.
+    let mut seen = Vec::new();
+    let mut path = "/cases?limit=3".to_owned();
+    loop {
+        let (status, html) = get(&w, &path, &session).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let ids: Vec<i64> = html
+            .split(r#"class="case-link">"#)
+            .skip(1)
+            .map(|p| {
+                p.split('<')
+                    .next()
+                    .expect("an id")
+                    .parse()
+                    .expect("a number")
+            })
+            .collect();
+        assert!(ids.len() <= 3 && !ids.is_empty(), "{path}: {ids:?}");
+        seen.extend(ids);
+        let Some(at) = html.find(r#"id="next-page" href=""#) else {
+            break;
+        };
+        let href = &html[at + r#"id="next-page" href=""#.len()..];
+        path = href
+            .split('"')
+            .next()
+            .expect("a link")
+            .replace("&amp;", "&");
+        assert!(path.contains("limit=3&after="), "{path}");
+    }
+    let all: Vec<i64> = procs::all_cases(&w.engine.store)
+        .await
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(seen, all, "every case once, in id order");
     let (status, html) = get(&w, "/cases?renamed_from=yesterday", &session).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains(r#"id="search-error""#));
@@ -442,6 +478,7 @@ async fn sessions_csrf_and_roles(db: TestDb) {
         "https%3A%2F%2Fexample.org",
         "%2F%2Fexample.org",
         "%2F%5Cexample.org",
+        "%2Fqueue%0D%0ASet-Cookie%3A%20x%3Dy",
     ] {
         let answer = client
             .get(format!("{}/lang/ru?back={evil}", w.url))

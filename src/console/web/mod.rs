@@ -479,14 +479,14 @@ struct Back {
 /// Sets the language cookie and goes back to the page it was chosen on (a local path only, never
 /// another site).
 async fn set_lang(Path(code): Path<String>, Query(back): Query<Back>, jar: CookieJar) -> Response {
-    let back = if back.back.starts_with('/')
-        && !back.back.starts_with("//")
-        && !back.back.contains('\\')
-    {
-        back.back
-    } else {
-        "/".to_owned()
-    };
+    let b = &back.back;
+    // A path of this site, in the printable ASCII of a request line: nothing that splits the header, and
+    // no `//host` or `/\host`, which a browser reads as another site.
+    let local = b.starts_with('/')
+        && !b.starts_with("//")
+        && !b.contains('\\')
+        && b.chars().all(|c| c.is_ascii_graphic());
+    let back = if local { back.back } else { "/".to_owned() };
     let Some(lang) = Lang::parse(&code) else {
         return Redirect::to(&back).into_response();
     };
@@ -765,6 +765,9 @@ struct SearchForm {
     renamed_to: String,
     #[serde(default)]
     after: Option<i64>,
+    /// Cases per page (50 unless given; the API's bounds).
+    #[serde(default)]
+    limit: Option<i64>,
 }
 
 impl SearchForm {
@@ -786,7 +789,7 @@ impl SearchForm {
             renamed_from: date(&self.renamed_from).ok()?,
             renamed_to: date(&self.renamed_to).ok()?,
             after: self.after,
-            limit: None,
+            limit: self.limit,
         })
     }
 }
@@ -832,7 +835,7 @@ async fn search(
         return render(StatusCode::BAD_REQUEST, &page);
     };
     let result = match console.filter_of(&query) {
-        Ok(filter) => console.cases(&filter, PAGE).await,
+        Ok(filter) => console.cases(&filter, query.limit.unwrap_or(PAGE)).await,
         Err(e) => Err(e),
     };
     match result {

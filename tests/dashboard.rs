@@ -406,6 +406,13 @@ async fn sessions_csrf_and_roles(db: TestDb) {
     )
     .await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        answer
+            .text()
+            .await
+            .expect("the page")
+            .contains("Укажите причину")
+    );
     let answer = post(
         &w,
         "/sms/pause",
@@ -427,13 +434,8 @@ async fn sessions_csrf_and_roles(db: TestDb) {
         StatusCode::CONFLICT,
         "a failed case is not open"
     );
-    assert!(
-        answer
-            .text()
-            .await
-            .expect("the page")
-            .contains(r#"id="action-error""#)
-    );
+    let html = answer.text().await.expect("the page");
+    assert!(html.contains(r#"id="action-error""#) && html.contains("Действие отклонено: "));
 
     // A viewer sees no action form, and its POSTs are refused even with its own valid CSRF token.
     let (viewer_session, viewer_csrf) = sign_in(&w, &w.viewer).await;
@@ -504,6 +506,19 @@ async fn sessions_csrf_and_roles(db: TestDb) {
     );
     let (status, _) = get(&w, "/", &viewer_session).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // The JSON API beside the dashboard takes its bearer token and no CSRF field: the guard is the
+    // dashboard's alone.
+    assert!(w.engine.sms_pause().await.expect("the switch").paused);
+    let answer = http()
+        .post(format!("{}/api/sms/resume", w.url))
+        .bearer_auth(&w.operator)
+        .json(&json!({"reason": "resumed over the API"}))
+        .send()
+        .await
+        .expect("POST /api/sms/resume");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert!(!w.engine.sms_pause().await.expect("the switch").paused);
     w.stop().await;
 }
 

@@ -414,6 +414,16 @@ pub fn entry(key: &str) -> Option<[&'static str; 3]> {
             "This action needs the operator role.",
         ],
         "error.not_found" => ["Не найдено", "Табылмады", "Not found"],
+        "error.reason" => [
+            "Укажите причину: она записывается вместе с действием.",
+            "Себебін көрсетіңіз: ол әрекетпен бірге жазылады.",
+            "Give a reason: it is recorded with the action.",
+        ],
+        "error.refused" => [
+            "Действие отклонено",
+            "Әрекет қабылданбады",
+            "The action was refused",
+        ],
         // Statuses: open, and the outcomes.
         "status.open" => ["В работе", "Жұмыста", "In progress"],
         "status.not_applicable" => ["Неприменимо", "Қолданылмайды", "Not applicable"],

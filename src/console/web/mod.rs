@@ -359,13 +359,25 @@ fn error_page(ui: &Ui, status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// The error page of a console error; a viewer's 403 is said in the page's language.
+/// The error page of a console error; a viewer's 403 and a missing reason are said in the page's language.
 fn api_error(ui: &Ui, e: ApiError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status == StatusCode::FORBIDDEN {
         return error_page(ui, status, ui.t("error.viewer"));
     }
-    error_page(ui, status, &e.message)
+    error_page(ui, status, &refusal(ui, &e))
+}
+
+/// Why an action was refused, for the operator: a missing reason in the page's language, the core's
+/// refusal (in English, as the API says it) after a translated lead.
+fn refusal(ui: &Ui, e: &ApiError) -> String {
+    if e.status == 400 && e.message.contains("reason") {
+        ui.t("error.reason").to_owned()
+    } else if e.status == 409 {
+        format!("{}: {}", ui.t("error.refused"), e.message)
+    } else {
+        e.message.clone()
+    }
 }
 
 // --- Sign-in and out, language, assets.
@@ -1140,7 +1152,7 @@ async fn confirm_page(
             question: ui.t(question),
             hint: ui.t(hint),
             reason,
-            error: error.map(|e| e.message).unwrap_or_default(),
+            error: error.map(|e| refusal(&ui, &e)).unwrap_or_default(),
             ui,
         },
     )

@@ -36,6 +36,7 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .merge(crate::console::api::router())
+        .merge(crate::console::web::router())
         .with_state(console)
 }
 

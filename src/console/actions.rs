@@ -113,7 +113,8 @@ impl Console {
     ) -> Result<SmsPause, ApiError> {
         caller.require(Role::Operator)?;
         let reason = reason_of(request)?;
-        let now = self.engine.wall.now();
+        // Business time, as every case action and history line (simulated under `--now`).
+        let now = self.engine.clock.now();
         let pause = SmsPause {
             paused,
             by: Some(caller.name.clone()),
@@ -139,7 +140,6 @@ impl Console {
             .await
             .map_err(ApiError::internal)?;
         if !paused {
-            let now = self.engine.clock.now();
             self.engine
                 .store
                 .wake_offers(ms(now), ms(now + transition::PAUSED_RECHECK))

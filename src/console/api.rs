@@ -128,7 +128,7 @@ pub struct FunnelQuery {
 const DEFAULT_PAGE: i64 = 50;
 
 impl Console {
-    fn filter_of(&self, q: &CaseQuery) -> Result<CaseFilter, ApiError> {
+    pub(crate) fn filter_of(&self, q: &CaseQuery) -> Result<CaseFilter, ApiError> {
         let tz = self.engine.config.tz().map_err(ApiError::internal)?;
         let day_start = |d: NaiveDate| {
             tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
@@ -162,7 +162,7 @@ impl Console {
         })
     }
 
-    fn today(&self) -> Result<NaiveDate, ApiError> {
+    pub(crate) fn today(&self) -> Result<NaiveDate, ApiError> {
         let tz = self.engine.config.tz().map_err(ApiError::internal)?;
         Ok(self.engine.clock.now().with_timezone(&tz).date_naive())
     }

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod views;
+pub mod web;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -231,6 +231,8 @@ impl CaseRow {
                 self.status = OPEN.to_owned();
                 self.stage = Some(stage.as_str().to_owned());
                 self.reason = None;
+                // An open case has no last ending: a retried one must not show its failure's words.
+                self.detail = None;
                 self.ended_at = None;
             }
             Status::Ended(ending) => {

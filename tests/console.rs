@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use procs::{Daemon, MockChild, Sdu, TestDb};
+use procs::{Daemon, MockChild, Sdu, TestDb, at, eventually};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -21,27 +21,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/scenarios/27-invalid-data.yaml"
 );
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// Waits up to `within` for `condition`; false if it never held.
-async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    tokio::time::timeout(within, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .is_ok()
-}
 
 /// One request to the daemon's API; the status and the JSON body (`Null` if none).
 async fn call(

@@ -34,7 +34,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use procs::{Daemon, MockChild, Sdu, TestDb};
+use procs::{Daemon, MockChild, Sdu, TestDb, at};
 use sdu::store::{Store, ms};
 use tokio::sync::{Mutex, OnceCell};
 
@@ -51,12 +51,6 @@ const LOCK_HELD: Duration = Duration::from_secs(4);
 /// One test at a time: each runs a mock, `sdu` and often a PostgreSQL cluster, and on two shared cores
 /// parallel plays would only slow each other down.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
 
 /// The daemon's first start, before the night's ingest: it only records the start of its schedule.
 const NIGHT: &str = "2026-11-02T01:30:00+05:00";

@@ -24,7 +24,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Timelike, Utc};
-use procs::{MockChild, Sdu, SplitMix, TestDb};
+use procs::{MockChild, Sdu, SplitMix, TestDb, at, eventually};
 use sdu::store::{Store, ms};
 use tokio::sync::OnceCell;
 
@@ -84,12 +84,6 @@ const PLAN: &[Stop] = &[
     // Everything still waiting has expired.
     Stop::Work("2026-11-12T12:00:00+05:00"),
 ];
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("plan times are RFC 3339")
-        .with_timezone(&Utc)
-}
 
 /// The nightly slot (02:00 local) that the daemon must have ingested by `now`; `None` before the first.
 fn ingest_slot(now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -751,21 +745,6 @@ async fn the_daemon_killed_on_postgres_loses_nothing_and_repeats_no_write() {
     };
     let db = TestDb::postgres(&server, "kill_daemon").await;
     killed_play_matches_the_reference(Mode::Daemon, db, "sdu daemon, PostgreSQL").await;
-}
-
-/// Waits up to `within` for `condition`; false if it never held.
-async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    tokio::time::timeout(within, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

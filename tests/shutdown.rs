@@ -9,31 +9,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use procs::{Daemon, MockChild, Sdu, TestDb};
+use procs::{Daemon, MockChild, Sdu, TestDb, at, eventually};
 use sdu::store::{Store, ms};
 
 const ORGANISATIONS: u64 = 3000;
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .expect("RFC 3339")
-        .with_timezone(&Utc)
-}
-
-/// Waits up to `within` for `condition`; false if it never held.
-async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    tokio::time::timeout(within, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .is_ok()
-}
 
 /// Steps recorded beyond the ingest itself.
 async fn steps(store: &Store) -> i64 {

@@ -49,6 +49,13 @@ pub async fn revoke_operator(p: &Pool<Db>, name: &str, now: i64) -> Result<bool>
 }
 
 pub async fn record_action(p: &Pool<Db>, action: &ActionRow) -> Result<()> {
+    insert_action(p, action).await
+}
+
+async fn insert_action<'e>(
+    executor: impl sqlx::Executor<'e, Database = Db>,
+    action: &ActionRow,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO operator_actions (at, operator, action, case_id, reason) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -57,7 +64,7 @@ pub async fn record_action(p: &Pool<Db>, action: &ActionRow) -> Result<()> {
     .bind(&action.action)
     .bind(action.case_id)
     .bind(&action.reason)
-    .execute(p)
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -73,16 +80,7 @@ pub async fn set_switch(p: &Pool<Db>, name: &str, value: &str, action: &ActionRo
     .bind(value)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO operator_actions (at, operator, action, case_id, reason) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(action.at)
-    .bind(&action.operator)
-    .bind(&action.action)
-    .bind(action.case_id)
-    .bind(&action.reason)
-    .execute(&mut *tx)
-    .await?;
+    insert_action(&mut *tx, action).await?;
     tx.commit().await?;
     Ok(())
 }

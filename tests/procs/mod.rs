@@ -622,3 +622,25 @@ pub fn assert_reissue_writes_once(
 pub fn now() -> std::time::Instant {
     std::time::Instant::now()
 }
+
+/// An RFC 3339 instant of a test's plan.
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("plan times are RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// Waits up to `within` for `condition`; false if it never held.
+pub async fn eventually<F, Fut>(within: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    tokio::time::timeout(within, async {
+        while !condition().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}

@@ -119,10 +119,9 @@ impl<S: CaseStore> Engine<S> {
                 }
             });
             let version = row.version;
-            let mut next_row = row.clone();
-            next_row.set_state(&transition.case, now);
+            row.set_state(&transition.case, now);
             let change = CaseChange {
-                row: next_row.clone(),
+                row: row.clone(),
                 expected_version: version,
                 events: transition.events,
                 outbox: outbox.into_iter().collect(),
@@ -144,7 +143,6 @@ impl<S: CaseStore> Engine<S> {
             if let Some(cb) = &self.on_step {
                 cb(n);
             }
-            row = next_row;
             row.version = version + 1;
             row.last_hash = last_hash;
             if !goes_on {

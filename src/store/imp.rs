@@ -14,7 +14,11 @@ pub async fn open_sqlite(url: &str, wait: super::StoreOptions) -> Result<sqlx::S
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(wait.sqlite_busy_timeout)
-        .foreign_keys(true);
+        .foreign_keys(true)
+        // Rows come back from SQLite's thread through a bounded channel: at the default 50 a claim of 512
+        // rows stops that thread ten times to wait for the engine's thread to take them, two wake-ups
+        // each; 1,024 holds the rows of a claim at the default concurrency (2 × 256).
+        .row_buffer_size(1024);
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
     if !in_memory {
         create_private_file(options.get_filename())?;

@@ -192,6 +192,15 @@ pub struct BenchReport {
     pub orchestrator_s: f64,
     /// CPU time (user + system) of the orchestrator over the run, seconds.
     pub cpu_s: f64,
+    /// Of `cpu_s`, the system time (the kernel's work for the orchestrator: loopback TCP, futex wake-ups,
+    /// file writes), seconds.
+    pub cpu_sys_s: f64,
+    /// `cpu_s` per case, milliseconds.
+    pub cpu_per_case_ms: f64,
+    /// `cpu_s` per upstream call, microseconds.
+    pub cpu_per_call_us: f64,
+    /// `cpu_sys_s / cpu_s`.
+    pub sys_share: f64,
     /// CPU time of the mock process over the run, seconds.
     pub mock_cpu_s: Option<f64>,
     /// Phases in order.
@@ -301,7 +310,7 @@ async fn measure(
         posting: Duration::ZERO,
     };
     let mut sampler = Sampler::start(control.clone())?;
-    let cpu_before = cpu_seconds("self");
+    let cpu_before = cpu_times("self");
     let started = clock::now();
     let mut phases = Vec::new();
 
@@ -352,9 +361,11 @@ async fn measure(
     phases.push(reminders);
     phases.push(expiry);
     let wall_s = started.elapsed().as_secs_f64();
-    let cpu_s = cpu_seconds("self")
+    let (cpu_s, cpu_sys_s) = cpu_times("self")
         .zip(cpu_before)
-        .map_or(0.0, |(after, before)| after - before);
+        .map_or((0.0, 0.0), |(after, before)| {
+            (after.0 + after.1 - before.0 - before.1, after.1 - before.1)
+        });
     let orchestrator_s = wall_s - driver.posting.as_secs_f64();
     let origin = sampler.origin;
     sampler.stop().await?;
@@ -410,6 +421,18 @@ async fn measure(
         wall_s,
         orchestrator_s,
         cpu_s,
+        cpu_sys_s,
+        cpu_per_case_ms: if cases > 0 {
+            cpu_s * 1000.0 / cases as f64
+        } else {
+            0.0
+        },
+        cpu_per_call_us: if upstream_calls > 0 {
+            cpu_s * 1e6 / upstream_calls as f64
+        } else {
+            0.0
+        },
+        sys_share: if cpu_s > 0.0 { cpu_sys_s / cpu_s } else { 0.0 },
         mock_cpu_s: None,
         phases,
         systems,
@@ -657,12 +680,18 @@ fn ceil_minute(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// User and system CPU time of a process (`self` or a pid) so far, in seconds.
 fn cpu_seconds(pid: &str) -> Option<f64> {
+    cpu_times(pid).map(|(user, system)| user + system)
+}
+
+/// User and system CPU time of a process (`self` or a pid) so far, apart, in seconds.
+fn cpu_times(pid: &str) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name (which may hold spaces) start with the state, field 3; utime and
     // stime are fields 14 and 15, in clock ticks of 1/100 s.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    let user = fields.get(11)?.parse::<u64>().ok()?;
+    let system = fields.get(12)?.parse::<u64>().ok()?;
+    Some((user as f64 / 100.0, system as f64 / 100.0))
 }
 
 /// `VmHWM` of a process (`self` or a pid) in KiB.
@@ -1202,6 +1231,13 @@ impl BenchReport {
         );
         let _ = writeln!(
             s,
+            "CPU per case:     {:.3} ms; per upstream call {:.1} µs; system time {:.1} % of the CPU time",
+            self.cpu_per_case_ms,
+            self.cpu_per_call_us,
+            self.sys_share * 100.0
+        );
+        let _ = writeln!(
+            s,
             "peak RSS:         {:.1} MiB (orchestrator){}",
             self.peak_rss_mib,
             self.mock_peak_rss_mib
@@ -1239,7 +1275,7 @@ impl BenchReport {
         if let Some(f) = self.fraction_of_capacity {
             let _ = writeln!(
                 s,
-                "orchestrator:     {:.1} % of the mock's capacity",
+                "orchestrator:     {:.1} % of the mock's capacity (its upstream calls/s against wrk's requests/s)",
                 f * 100.0
             );
         }

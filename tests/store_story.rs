@@ -142,6 +142,7 @@ on_both_backends!(
     renames_of_one_organisation_ingested_together_leave_only_the_last_open,
     claim_due_returns_due_cases_only_and_holds_them_until_the_lease_expires,
     the_claim_reads_due_cases_in_claim_order_without_sorting_them,
+    the_claim_reads_in_claim_order_with_statistics_of_an_empty_table,
     a_save_applies_once_and_a_stale_change_changes_nothing,
     an_outward_write_is_recorded_once_per_idempotency_key,
     the_phone_slot_goes_to_one_case_only_in_rename_order,
@@ -556,6 +557,34 @@ async fn the_claim_reads_due_cases_in_claim_order_without_sorting_them(store: St
     assert!(
         plan.contains("cases_due_in_order"),
         "the claim uses the index in claim order:\n{plan}"
+    );
+    assert!(
+        !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+        "the claim sorts the due cases:\n{plan}"
+    );
+}
+
+/// The same with statistics taken while the table was empty (a backfill outran autovacuum, or the server
+/// has it off): on PostgreSQL the planner, believing few cases due, chose a bitmap scan of every due case
+/// and a sort, 1.2 s per claim at 900,000 open cases.
+async fn the_claim_reads_in_claim_order_with_statistics_of_an_empty_table(store: Store) {
+    raw(&store, "ANALYZE", "ANALYZE cases")
+        .await
+        .expect("gather statistics of the empty table");
+    raw(
+        &store,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
+         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM n",
+        "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
+         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
+    )
+    .await
+    .expect("insert the due cases");
+    let plan = store.explain_claim().await.expect("explain the claim");
+    assert!(
+        plan.contains("cases_due_in_order") && !plan.contains("Bitmap"),
+        "the claim reads the index in claim order:\n{plan}"
     );
     assert!(
         !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),

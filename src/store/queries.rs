@@ -560,7 +560,38 @@ pub async fn ingest(
     pending.write(&mut tx).await?;
     set_meta_tx(&mut tx, cursor_name, cursor).await?;
     tx.commit().await?;
+    if NUMBERED {
+        refresh_statistics(p).await;
+    }
     Ok(report)
+}
+
+/// PostgreSQL: `ANALYZE cases` once the rows changed since its statistics were taken outnumber a tenth
+/// of those it counted then (and 10,000), autovacuum's own rule. Autovacuum does it when it is on and
+/// keeps up; a backfill and the checks after it outrun it, and on a server with it off the statistics
+/// stay those of the table they were taken from. With statistics of an empty table, or of one whose
+/// cases had no phone yet, the planner read every open case for lookups of a few: 1.2 s per claim of
+/// 512 and 1.6 s per 64 offer slots at 1,000,000 cases (docs/BENCHMARKS.md). Checked after each ingest
+/// page and each claim (a lookup in the statistics views); a failure only leaves the statistics as
+/// they are.
+async fn refresh_statistics(p: &Pool<Db>) {
+    if let Err(error) = refresh_statistics_if_stale(p).await {
+        tracing::warn!(%error, "statistics of cases could not be refreshed");
+    }
+}
+
+async fn refresh_statistics_if_stale(p: &Pool<Db>) -> Result<()> {
+    let stale: Option<bool> = sqlx::query_scalar(
+        "SELECT s.n_mod_since_analyze > greatest(10000, c.reltuples / 10) FROM pg_class c \
+         JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = 'cases'::regclass",
+    )
+    .fetch_optional(p)
+    .await?;
+    if stale == Some(true) {
+        sqlx::query("ANALYZE cases").execute(p).await?;
+        tracing::debug!("statistics of cases refreshed");
+    }
+    Ok(())
 }
 
 /// History lines and chain heads of newly ingested cases, not yet written.
@@ -720,6 +751,10 @@ pub async fn offer_holders(p: &Pool<Db>, phones: &[&str]) -> Result<Vec<CaseRow>
     Ok(rows)
 }
 
+/// PostgreSQL: the planner settings of the claim's transaction (see [`claim_due`]).
+const CLAIM_PLAN: &str = "SELECT set_config('enable_bitmapscan', 'off', true), \
+     set_config('enable_sort', 'off', true), set_config('enable_seqscan', 'off', true)";
+
 pub async fn claim_due(
     p: &Pool<Db>,
     now: i64,
@@ -728,30 +763,47 @@ pub async fn claim_due(
     wall_now: i64,
     lease_until: i64,
 ) -> Result<Vec<CaseRow>> {
-    let mut rows: Vec<CaseRow> = sqlx::query_as(CLAIM_SQL)
+    let claim = sqlx::query_as(CLAIM_SQL)
         .bind(owner)
         .bind(lease_until)
         .bind(now)
         .bind(wall_now)
-        .bind(limit)
-        .fetch_all(p)
-        .await?;
+        .bind(limit);
+    let mut rows: Vec<CaseRow> = if NUMBERED {
+        // PostgreSQL: the due cases are read in order through `cases_due_in_order` and the read stops
+        // at `limit`, whatever the statistics say. With statistics older than a backfill, the planner
+        // believed few cases due and chose a bitmap scan of every due case and a sort: 1.2 s per claim
+        // of 512 at 900,000 open cases, against milliseconds (docs/BENCHMARKS.md).
+        let mut tx = p.begin().await?;
+        sqlx::query(CLAIM_PLAN).execute(&mut *tx).await?;
+        let rows = claim.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        refresh_statistics(p).await;
+        rows
+    } else {
+        claim.fetch_all(p).await?
+    };
     rows.sort_by_key(|r| (r.due_at, r.rename_at, r.id));
     Ok(rows)
 }
 
-/// The backend's plan of the claim (not run), one line per step: the last column of each row of
+/// The backend's plan of the claim (not run; with the claim's planner settings), one line per step: the last column of each row of
 /// SQLite's `EXPLAIN QUERY PLAN` (its detail) and the one column of PostgreSQL's `EXPLAIN`.
 pub async fn explain_claim(p: &Pool<Db>) -> Result<String> {
     use sqlx::Row as _;
+    let mut tx = p.begin().await?;
+    if NUMBERED {
+        sqlx::query(CLAIM_PLAN).execute(&mut *tx).await?;
+    }
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{} {CLAIM_SQL}", EXPLAIN)))
         .bind("")
         .bind(0_i64)
         .bind(i64::MAX)
         .bind(0_i64)
         .bind(512_i64)
-        .fetch_all(p)
+        .fetch_all(&mut *tx)
         .await?;
+    tx.rollback().await?;
     let mut plan = String::new();
     for row in rows {
         plan += &row.try_get::<String, _>(row.len() - 1)?;

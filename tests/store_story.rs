@@ -592,6 +592,59 @@ async fn the_claim_reads_in_claim_order_with_statistics_of_an_empty_table(store:
     );
 }
 
+/// PostgreSQL only (SQLite's planner uses no statistics unless asked): once more rows of `cases` changed
+/// than a tenth of those its statistics counted, a claim refreshes them, whether autovacuum runs or not
+/// (the server of the tests has it off). The counts of other connections reach the statistics views up
+/// to ten seconds late, so the claims repeat until they are seen.
+#[tokio::test]
+async fn postgres_a_claim_refreshes_statistics_gone_stale() {
+    let Some(db) = Db::postgres().await else {
+        return;
+    };
+    run_chapter(db, |store| async move {
+        let Store::Postgres(pool) = &store else {
+            unreachable!("a PostgreSQL store")
+        };
+        raw(
+            &store,
+            "",
+            "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
+             SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
+        )
+        .await
+        .expect("insert 20,000 cases");
+        let analysed = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'cases'",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("read the statistics views")
+        };
+        let before = analysed().await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut owner = 0;
+        while analysed().await == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "20,000 rows changed and no claim in 20 s refreshed the statistics"
+            );
+            owner += 1;
+            store
+                .claim_due(t("2026-11-02T02:00:00+05:00"), 1, &format!("w{owner}"), 1_000, 2_000)
+                .await
+                .expect("claim");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let estimate: f64 = sqlx::query_scalar("SELECT reltuples::float8 FROM pg_class WHERE relname = 'cases'")
+            .fetch_one(pool)
+            .await
+            .expect("read pg_class");
+        assert!(estimate > 10_000.0, "the statistics count the rows: {estimate}");
+    })
+    .await;
+}
+
 async fn claim_due_returns_due_cases_only_and_holds_them_until_the_lease_expires(store: Store) {
     ingest(
         &store,

@@ -622,11 +622,11 @@ async fn postgres_a_claim_refreshes_statistics_gone_stale() {
             .expect("read the statistics views")
         };
         let before = analysed().await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        // 80 claims 250 ms apart: 20 s at least.
         let mut owner = 0;
         while analysed().await == before {
             assert!(
-                std::time::Instant::now() < deadline,
+                owner < 80,
                 "20,000 rows changed and no claim in 20 s refreshed the statistics"
             );
             owner += 1;

@@ -275,6 +275,20 @@ async fn raw(store: &Store, sqlite: &'static str, postgres: &'static str) -> Res
     done.map_err(|e| e.to_string())
 }
 
+/// 20,000 open cases all due at one instant, as after one ingest, written by SQL.
+async fn insert_due_cases(store: &Store) {
+    raw(
+        store,
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+         INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
+         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM n",
+        "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
+         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
+    )
+    .await
+    .expect("insert the due cases");
+}
+
 async fn event_count(store: &Store) -> i64 {
     let count = match store {
         Store::Sqlite(p) => {
@@ -540,16 +554,7 @@ async fn renames_of_one_organisation_ingested_together_leave_only_the_last_open(
 /// index on `due_at` alone leaves ties in heap order: the checks of a 1,000,000-organisation run took 508 s
 /// against 15 s at 100,000).
 async fn the_claim_reads_due_cases_in_claim_order_without_sorting_them(store: Store) {
-    raw(
-        &store,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
-         INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
-         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM n",
-        "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
-         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
-    )
-    .await
-    .expect("insert the due cases");
+    insert_due_cases(&store).await;
     raw(&store, "ANALYZE", "ANALYZE cases")
         .await
         .expect("gather statistics");
@@ -571,16 +576,7 @@ async fn the_claim_reads_in_claim_order_with_statistics_of_an_empty_table(store:
     raw(&store, "ANALYZE", "ANALYZE cases")
         .await
         .expect("gather statistics of the empty table");
-    raw(
-        &store,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
-         INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
-         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM n",
-        "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
-         SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
-    )
-    .await
-    .expect("insert the due cases");
+    insert_due_cases(&store).await;
     let plan = store.explain_claim().await.expect("explain the claim");
     assert!(
         plan.contains("cases_due_in_order") && !plan.contains("Bitmap"),
@@ -605,14 +601,7 @@ async fn postgres_a_claim_refreshes_statistics_gone_stale() {
         let Store::Postgres(pool) = &store else {
             unreachable!("a PostgreSQL store")
         };
-        raw(
-            &store,
-            "",
-            "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, due_at, created_at, updated_at) \
-             SELECT 'k' || i, 'b' || i, 1, 'Old', 'New', 'open', 'checking', 1000, 1, 1 FROM generate_series(1, 20000) i",
-        )
-        .await
-        .expect("insert 20,000 cases");
+        insert_due_cases(&store).await;
         let analysed = || async {
             sqlx::query_scalar::<_, i64>(
                 "SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'cases'",

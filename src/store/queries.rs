@@ -787,8 +787,9 @@ pub async fn claim_due(
     Ok(rows)
 }
 
-/// The backend's plan of the claim (not run; with the claim's planner settings), one line per step: the last column of each row of
-/// SQLite's `EXPLAIN QUERY PLAN` (its detail) and the one column of PostgreSQL's `EXPLAIN`.
+/// The backend's plan of the claim (not run; under the claim's planner settings), one line per step: the
+/// last column of each row of SQLite's `EXPLAIN QUERY PLAN` (its detail) and the one column of
+/// PostgreSQL's `EXPLAIN`.
 pub async fn explain_claim(p: &Pool<Db>) -> Result<String> {
     use sqlx::Row as _;
     let mut tx = p.begin().await?;

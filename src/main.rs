@@ -1,5 +1,11 @@
 //! The `sdu` command line (docs/RULES.md §3).
 
+/// jemalloc rather than glibc's malloc: allocation was a quarter of the engine thread's CPU and it returns
+/// freed memory to the system in the background (docs/BENCHMARKS.md, "The allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

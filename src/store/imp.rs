@@ -15,6 +15,15 @@ pub async fn open_sqlite(url: &str, wait: super::StoreOptions) -> Result<sqlx::S
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(wait.sqlite_busy_timeout)
         .foreign_keys(true)
+        // A checkpoint every 10,000 WAL pages (40 MiB) rather than SQLite's 1,000: the pages the steps keep
+        // rewriting (the due index, the ends of the history and outbox) are copied into the database once
+        // per checkpoint however often they changed, and each checkpoint costs an fsync. The WAL file is
+        // disk, not memory; its index in shared memory grows by 32 KiB per 4,096 pages.
+        .pragma("wal_autocheckpoint", "10000")
+        // Statement journals in memory: a multi-row update journals every page it changes, past 64 KiB
+        // in a temporary file, whose writes were a tenth of SQLite's thread (docs/BENCHMARKS.md). They
+        // last one statement.
+        .pragma("temp_store", "memory")
         // Rows come back from SQLite's thread through a bounded channel: at the default 50 a claim of 512
         // rows stops that thread ten times to wait for the engine's thread to take them, two wake-ups
         // each; 1,024 holds the rows of a claim at the default concurrency (2 × 256).

@@ -136,8 +136,12 @@ pub trait CaseStore: Send + Sync + 'static {
     async fn hold_worker_lock(&self, owner: &str) -> StoreResult<WorkerLock>;
     /// Whether `owner` still holds its mark of life (`Some(false)`: certainly gone).
     async fn worker_alive(&self, owner: &str) -> StoreResult<Option<bool>>;
-    /// The workers that hold claims not yet expired at `wall_now`.
-    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>>;
+    /// Adds `owner` to the workers that have run against this database.
+    async fn register_worker(&self, owner: &str, wall_now: i64) -> StoreResult<()>;
+    /// The workers that have run against this database and were not yet found gone.
+    async fn known_workers(&self) -> StoreResult<Vec<String>>;
+    /// Removes a worker found gone, once its claims are freed.
+    async fn forget_worker(&self, owner: &str) -> StoreResult<()>;
 }
 
 /// Each operation is the inherent method of [`Store`] of the same name, its error classified.
@@ -304,8 +308,20 @@ impl CaseStore for Store {
             .map_err(StoreError::classify)
     }
 
-    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>> {
-        Store::lease_owners(self, wall_now)
+    async fn register_worker(&self, owner: &str, wall_now: i64) -> StoreResult<()> {
+        Store::register_worker(self, owner, wall_now)
+            .await
+            .map_err(StoreError::classify)
+    }
+
+    async fn known_workers(&self) -> StoreResult<Vec<String>> {
+        Store::known_workers(self)
+            .await
+            .map_err(StoreError::classify)
+    }
+
+    async fn forget_worker(&self, owner: &str) -> StoreResult<()> {
+        Store::forget_worker(self, owner)
             .await
             .map_err(StoreError::classify)
     }
@@ -479,7 +495,15 @@ impl<S: CaseStore> CaseStore for Flaky<S> {
         self.inner.worker_alive(owner).await
     }
 
-    async fn lease_owners(&self, wall_now: i64) -> StoreResult<Vec<String>> {
-        self.inner.lease_owners(wall_now).await
+    async fn register_worker(&self, owner: &str, wall_now: i64) -> StoreResult<()> {
+        self.inner.register_worker(owner, wall_now).await
+    }
+
+    async fn known_workers(&self) -> StoreResult<Vec<String>> {
+        self.inner.known_workers().await
+    }
+
+    async fn forget_worker(&self, owner: &str) -> StoreResult<()> {
+        self.inner.forget_worker(owner).await
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! - SQLite: each worker holds an exclusive OS file lock on `<database>.workers/<worker>`; the kernel drops
 //!   it when the process dies, however it dies. Another worker that can take the lock knows the owner is
-//!   gone.
+//!   gone. A clean exit removes the file; the file of a worker that died stays, a few bytes, as the sign.
 //! - PostgreSQL: each worker holds a session advisory lock, keyed by its name, on a connection of its own;
 //!   the server drops it when that session ends (the process killed, its socket closed). Another worker
 //!   that can take the same lock, at once releasing it, knows the owner is gone.
@@ -118,10 +118,9 @@ impl Store {
                     return Ok(None);
                 };
                 match file.try_lock() {
-                    Ok(()) => {
-                        let _ = std::fs::remove_file(&path);
-                        Ok(Some(false))
-                    }
+                    // The file stays: it is what tells the next one asking that this worker is gone (a claim
+                    // on the nightly ingest still names it after its case claims are taken over).
+                    Ok(()) => Ok(Some(false)),
                     Err(std::fs::TryLockError::WouldBlock) => Ok(Some(true)),
                     Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
                 }

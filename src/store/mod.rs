@@ -666,9 +666,20 @@ impl Store {
         dispatch!(self, release_if_owner(case_id, owner))
     }
 
-    /// The workers that hold claims not yet expired at `wall_now` (wall-clock ms).
-    pub async fn lease_owners(&self, wall_now: i64) -> Result<Vec<String>> {
-        dispatch!(self, lease_owners(wall_now))
+    /// Adds `owner` to the workers that have run against this database (once it holds its mark of life).
+    pub async fn register_worker(&self, owner: &str, wall_now: i64) -> Result<()> {
+        dispatch!(self, register_worker(owner, wall_now))
+    }
+
+    /// The workers that have run against this database and were not yet found gone: the only ones that
+    /// can hold claims (a worker registers before it claims).
+    pub async fn known_workers(&self) -> Result<Vec<String>> {
+        dispatch!(self, known_workers())
+    }
+
+    /// Removes a worker found gone, once its claims are freed.
+    pub async fn forget_worker(&self, owner: &str) -> Result<()> {
+        dispatch!(self, forget_worker(owner))
     }
 
     /// Lets go of every claim `owner` holds; returns how many. Only for a worker with no case in hand (after

@@ -968,11 +968,29 @@ pub async fn corrupt_stage(p: &Pool<Db>, bin: &str, stage: Option<&str>) -> Resu
     Ok(done.rows_affected())
 }
 
-pub async fn lease_owners(p: &Pool<Db>, wall_now: i64) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT DISTINCT lease_owner FROM cases WHERE lease_owner IS NOT NULL AND lease_until >= $1",
+pub async fn register_worker(p: &Pool<Db>, owner: &str, wall_now: i64) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO workers (owner, started_at) VALUES ($1, $2) ON CONFLICT (owner) DO NOTHING",
     )
+    .bind(owner)
     .bind(wall_now)
-    .fetch_all(p)
-    .await?)
+    .execute(p)
+    .await?;
+    Ok(())
+}
+
+pub async fn known_workers(p: &Pool<Db>) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT owner FROM workers ORDER BY started_at, owner")
+            .fetch_all(p)
+            .await?,
+    )
+}
+
+pub async fn forget_worker(p: &Pool<Db>, owner: &str) -> Result<()> {
+    sqlx::query("DELETE FROM workers WHERE owner = $1")
+        .bind(owner)
+        .execute(p)
+        .await?;
+    Ok(())
 }

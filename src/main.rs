@@ -1,7 +1,7 @@
 //! The `sdu` command line (docs/RULES.md §3).
 
-/// jemalloc rather than glibc's malloc: allocation was a quarter of the engine thread's CPU and it returns
-/// freed memory to the system in the background (docs/BENCHMARKS.md, "The allocator").
+/// jemalloc rather than glibc's malloc: allocation was a quarter of the engine thread's CPU (docs/BENCHMARKS.md,
+/// "The allocator"). It gives freed pages back after 1 s (its build settings, `.cargo/config.toml`).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -141,6 +141,31 @@ pub(crate) fn params(numbered: bool, first: usize, count: usize) -> String {
     s
 }
 
+/// The text of one shape of a multi-row statement: `build` makes it the first time the shape (`name`, the
+/// backend's parameter style, `rows`) is asked for, and the text is kept for the life of the process. The
+/// shapes are few (`rows` is one of [`group_size`]'s powers of two, or below [`ROWS_PER_STATEMENT`]), and
+/// building one afresh for every statement was 7 % of the engine's instructions on PostgreSQL
+/// (`callgrind`, docs/BENCHMARKS.md): the 64-row guarded update alone is 1,600 formatted parameters.
+pub(crate) fn shaped(
+    name: &'static str,
+    numbered: bool,
+    rows: usize,
+    build: impl FnOnce() -> String,
+) -> std::sync::Arc<str> {
+    type Shapes = std::collections::HashMap<(&'static str, bool, usize), std::sync::Arc<str>>;
+    static SHAPES: std::sync::LazyLock<std::sync::Mutex<Shapes>> =
+        std::sync::LazyLock::new(Default::default);
+    // A panic while the lock is held cannot leave a half-built entry: the entry is inserted whole.
+    let mut shapes = SHAPES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::sync::Arc::clone(
+        shapes
+            .entry((name, numbered, rows))
+            .or_insert_with(|| build().into()),
+    )
+}
+
 /// `(…), (…), …`: `rows` tuples of `cols` parameters, numbered from 1.
 pub(crate) fn tuples(numbered: bool, rows: usize, cols: usize) -> String {
     (0..rows)
@@ -177,6 +202,24 @@ mod tests {
         assert_eq!(group_size(1), 1);
         assert_eq!(group_size(63), 32);
         assert_eq!(group_size(1000), 64);
+    }
+
+    #[test]
+    fn a_shape_is_built_once_and_shapes_are_kept_apart() {
+        let built = std::cell::Cell::new(0);
+        let make = |rows| {
+            shaped("imp::tests", true, rows, || {
+                built.set(built.get() + 1);
+                format!("INSERT INTO t VALUES {}", tuples(true, rows, 2))
+            })
+        };
+        assert_eq!(&*make(2), "INSERT INTO t VALUES ($1, $2), ($3, $4)");
+        assert_eq!(&*make(2), "INSERT INTO t VALUES ($1, $2), ($3, $4)");
+        assert_eq!(built.get(), 1);
+        assert_eq!(&*make(1), "INSERT INTO t VALUES ($1, $2)");
+        assert_eq!(built.get(), 2);
+        let anonymous = shaped("imp::tests", false, 1, || tuples(false, 1, 2));
+        assert_eq!(&*anonymous, "(?, ?)");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! it, which the `macro_rules!` it replaces hid from both.
 
 use super::{CLAIM_SQL, Db, EXPLAIN, NUMBERED};
-use crate::store::imp::{ROWS_PER_STATEMENT, group_size, groups, params, tuples};
+use crate::store::imp::{ROWS_PER_STATEMENT, group_size, groups, params, shaped, tuples};
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use crate::case::{Stage, transition};
 use crate::store::OPEN;
 use crate::store::{
     CaseChange, CaseRow, EventRow, IngestReport, Lease, NewCase, NewEvent, NewReply, ReplyRow,
-    ReplyStatus, STATE_VERSION, SummaryRow, event_hash, ms,
+    ReplyStatus, STATE_VERSION, SummaryRow, event_hash, json_text, ms,
 };
 
 pub async fn meta(p: &Pool<Db>, name: &str) -> Result<Option<String>> {
@@ -86,7 +86,7 @@ struct Done {
 fn chain(case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> (Vec<Line>, String) {
     let mut lines = Vec::with_capacity(events.len());
     for event in events {
-        let detail = event.detail.to_string();
+        let detail = json_text(&event.detail);
         let hash = event_hash(&prev, case_id, at, event.kind, &detail);
         let prev_hash = std::mem::replace(&mut prev, hash.clone());
         lines.push(Line {
@@ -104,10 +104,12 @@ fn chain(case_id: i64, mut prev: String, at: i64, events: &[NewEvent]) -> (Vec<L
 /// Inserts history lines, many per statement, in order (a case's lines keep their chain order in `id`).
 async fn insert_lines(tx: &mut Transaction<'_, Db>, lines: &[Line]) -> Result<()> {
     for chunk in groups(lines) {
-        let sql = format!(
-            "INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES {}",
-            tuples(NUMBERED, chunk.len(), 6)
-        );
+        let sql = shaped("insert_lines", NUMBERED, chunk.len(), || {
+            format!(
+                "INSERT INTO case_events (case_id, at, kind, detail, prev_hash, hash) VALUES {}",
+                tuples(NUMBERED, chunk.len(), 6)
+            )
+        });
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for l in chunk {
             query = query
@@ -126,11 +128,13 @@ async fn insert_lines(tx: &mut Transaction<'_, Db>, lines: &[Line]) -> Result<()
 /// Records outward writes, many per statement; a key recorded before is skipped.
 async fn insert_done(tx: &mut Transaction<'_, Db>, done: &[Done]) -> Result<()> {
     for chunk in groups(done) {
-        let sql = format!(
-            "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES {} \
+        let sql = shaped("insert_done", NUMBERED, chunk.len(), || {
+            format!(
+                "INSERT INTO outbox (case_id, idempotency_key, kind, result, done_at) VALUES {} \
              ON CONFLICT (idempotency_key) DO NOTHING",
-            tuples(NUMBERED, chunk.len(), 5)
-        );
+                tuples(NUMBERED, chunk.len(), 5)
+            )
+        });
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for d in chunk {
             query = query
@@ -213,7 +217,7 @@ async fn apply_row(
             case_id: row.id,
             key: entry.key.clone(),
             kind: entry.kind,
-            result: entry.result.to_string(),
+            result: json_text(&entry.result),
             at: now,
         })
         .collect();
@@ -249,15 +253,17 @@ async fn update_rows(
         return Ok(Default::default());
     }
     // `VALUES` columns are named column1, column2, … on both backends.
-    let sql = format!(
-        "UPDATE cases SET status = v.column3, stage = v.column4, reason = v.column5, detail = v.column6, \
+    let sql = shaped("update_rows", NUMBERED, changes.len(), || {
+        format!(
+            "UPDATE cases SET status = v.column3, stage = v.column4, reason = v.column5, detail = v.column6, \
          attempt = v.column7, head_iin = v.column8, phone = v.column9, offer_phone = v.column10, permits = v.column11, \
          reissued = v.column12, first_sent_at = v.column13, second_sent_at = v.column14, due_at = v.column15, \
          retries = v.column16, lease_owner = v.column17, lease_until = v.column18, state_version = v.column19, \
          version = version + 1, last_hash = v.column20, updated_at = v.column21, ended_at = v.column22, reissue_name = v.column23, region = v.column24, activity = v.column25 \
          FROM (VALUES {}) AS v WHERE cases.id = v.column1 AND cases.version = v.column2 RETURNING id",
-        tuples(NUMBERED, changes.len(), 25)
-    );
+            tuples(NUMBERED, changes.len(), 25)
+        )
+    });
     let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
     for ((change, lease), (_, last_hash)) in changes.iter().zip(leases).zip(heads) {
         let row = &change.row;
@@ -300,13 +306,15 @@ async fn wake_queued(tx: &mut Transaction<'_, Db>, freed: &[(i64, &str)]) -> Res
     for (now, phones) in by_time {
         for chunk in groups(&phones) {
             // Ended cases are no longer open, so the cases that freed the numbers are not woken.
-            let sql = format!(
-                "UPDATE cases SET due_at = {} WHERE status = 'open' AND stage = 'queued' AND (due_at IS NULL OR due_at > {}) \
+            let sql = shaped("wake_queued", NUMBERED, chunk.len(), || {
+                format!(
+                    "UPDATE cases SET due_at = {} WHERE status = 'open' AND stage = 'queued' AND (due_at IS NULL OR due_at > {}) \
                  AND phone IN ({})",
-                params(NUMBERED, 1, 1),
-                params(NUMBERED, 2, 1),
-                params(NUMBERED, 3, chunk.len())
-            );
+                    params(NUMBERED, 1, 1),
+                    params(NUMBERED, 2, 1),
+                    params(NUMBERED, 3, chunk.len())
+                )
+            });
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
             for phone in chunk {
                 query = query.bind(*phone);
@@ -371,7 +379,7 @@ pub async fn save_many(
                 case_id: change.row.id,
                 key: entry.key.clone(),
                 kind: entry.kind,
-                result: entry.result.to_string(),
+                result: json_text(&entry.result),
                 at: now,
             }));
             if let Some((reply_id, status)) = change.reply {
@@ -435,10 +443,12 @@ pub async fn ingest(
         // query PostgreSQL's planner, its statistics behind a fast-growing table, took the partial
         // index of open cases by phone and read every open case for each page (a quadratic
         // ingest). `cases_bin` finds an organisation's few cases.
-        let sql = format!(
-            "SELECT * FROM cases WHERE bin IN ({})",
-            params(NUMBERED, 1, chunk.len())
-        );
+        let sql = shaped("cases_by_bin", NUMBERED, chunk.len(), || {
+            format!(
+                "SELECT * FROM cases WHERE bin IN ({})",
+                params(NUMBERED, 1, chunk.len())
+            )
+        });
         let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
         for bin in chunk {
             query = query.bind(*bin);
@@ -452,11 +462,13 @@ pub async fn ingest(
     // The page's cases, inserted many per statement; a rename ingested before is skipped.
     let mut inserted: std::collections::HashMap<String, CaseRow> = std::collections::HashMap::new();
     for chunk in groups(renames) {
-        let sql = format!(
-            "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, reason, detail, due_at, \
+        let sql = shaped("ingest_insert", NUMBERED, chunk.len(), || {
+            format!(
+                "INSERT INTO cases (case_key, bin, rename_at, from_name, to_name, status, stage, reason, detail, due_at, \
              created_at, updated_at, ended_at, state_version) VALUES {} ON CONFLICT (case_key) DO NOTHING RETURNING *",
-            tuples(NUMBERED, chunk.len(), 14)
-        );
+                tuples(NUMBERED, chunk.len(), 14)
+            )
+        });
         let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
         for new in chunk {
             let (status, stage, reason, detail, due) = match &new.ended {
@@ -611,10 +623,12 @@ impl Pending {
         insert_lines(tx, &self.lines).await?;
         self.lines.clear();
         for chunk in groups(&self.heads) {
-            let sql = format!(
-                "UPDATE cases SET last_hash = v.column2 FROM (VALUES {}) AS v WHERE cases.id = v.column1",
-                tuples(NUMBERED, chunk.len(), 2)
-            );
+            let sql = shaped("set_last_hash", NUMBERED, chunk.len(), || {
+                format!(
+                    "UPDATE cases SET last_hash = v.column2 FROM (VALUES {}) AS v WHERE cases.id = v.column1",
+                    tuples(NUMBERED, chunk.len(), 2)
+                )
+            });
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (id, head) in chunk {
                 query = query.bind(*id).bind(head);
@@ -635,11 +649,13 @@ pub async fn store_replies(
     let mut tx = p.begin().await?;
     let mut stored = 0;
     for chunk in groups(replies) {
-        let sql = format!(
-            "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES {} \
+        let sql = shaped("store_replies", NUMBERED, chunk.len(), || {
+            format!(
+                "INSERT INTO replies (message_id, from_raw, phone, text, received_at, status) VALUES {} \
              ON CONFLICT (message_id) DO NOTHING",
-            tuples(NUMBERED, chunk.len(), 6)
-        );
+                tuples(NUMBERED, chunk.len(), 6)
+            )
+        });
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
             query = query
@@ -695,11 +711,13 @@ async fn resolve_replies_tx(
     resolved: &[(i64, ReplyStatus, i64, i64)],
 ) -> Result<()> {
     for chunk in groups(resolved) {
-        let sql = format!(
-            "UPDATE replies SET status = v.column2, case_id = v.column3, handled_at = v.column4 \
+        let sql = shaped("resolve_replies", NUMBERED, chunk.len(), || {
+            format!(
+                "UPDATE replies SET status = v.column2, case_id = v.column3, handled_at = v.column4 \
              FROM (VALUES {}) AS v WHERE replies.id = v.column1",
-            tuples(NUMBERED, chunk.len(), 4)
-        );
+                tuples(NUMBERED, chunk.len(), 4)
+            )
+        });
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (reply_id, status, case_id, at) in chunk {
             query = query
@@ -738,10 +756,12 @@ pub async fn offer_holder(p: &Pool<Db>, phone: &str) -> Result<Option<CaseRow>> 
 pub async fn offer_holders(p: &Pool<Db>, phones: &[&str]) -> Result<Vec<CaseRow>> {
     let mut rows = Vec::new();
     for chunk in groups(phones) {
-        let sql = format!(
-            "SELECT * FROM cases WHERE status = 'open' AND offer_phone IN ({})",
-            params(NUMBERED, 1, chunk.len())
-        );
+        let sql = shaped("offer_holders", NUMBERED, chunk.len(), || {
+            format!(
+                "SELECT * FROM cases WHERE status = 'open' AND offer_phone IN ({})",
+                params(NUMBERED, 1, chunk.len())
+            )
+        });
         let mut query = sqlx::query_as::<_, CaseRow>(sqlx::AssertSqlSafe(sql));
         for phone in chunk {
             query = query.bind(*phone);
@@ -837,13 +857,15 @@ pub async fn take_offer_slots(p: &Pool<Db>, ids: &[i64]) -> Result<Vec<i64>> {
     for chunk in groups(ids) {
         // As `take_offer_slot`, with the row's own number and rename instant. Of two cases of one number
         // in the same statement, the later is excluded by the earlier one, which is queued.
-        let sql = format!(
-            "UPDATE cases SET offer_phone = phone WHERE id IN ({}) AND status = 'open' AND offer_phone IS NULL \
+        let sql = shaped("take_offer_slots", NUMBERED, chunk.len(), || {
+            format!(
+                "UPDATE cases SET offer_phone = phone WHERE id IN ({}) AND status = 'open' AND offer_phone IS NULL \
              AND phone IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cases o WHERE o.phone = cases.phone AND o.status = 'open' \
              AND o.id <> cases.id AND (o.offer_phone IS NOT NULL OR (o.stage = 'queued' AND (o.rename_at < cases.rename_at \
              OR (o.rename_at = cases.rename_at AND o.id < cases.id))))) RETURNING id",
-            params(NUMBERED, 1, chunk.len())
-        );
+                params(NUMBERED, 1, chunk.len())
+            )
+        });
         let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
         for id in chunk {
             query = query.bind(*id);
